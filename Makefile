@@ -1,0 +1,39 @@
+# Sandgate — the README's commands.
+#   make run         build strategies + server (release) and serve on 127.0.0.1:7512
+#   make test        the whole test suite (what CI runs)
+#   make strategies  build the strategy components (wasm32-wasip2)
+#   make bench       benchmarks (never part of `make test`)
+#   make lint        rustfmt + clippy
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+# Every strategy crate of the workspace (the host is `sandgate`).
+STRATEGIES := strategy-local
+
+.PHONY: run test strategies wasm-target bench lint serve-release
+
+wasm-target:
+	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
+	  echo "Installing the $(WASM_TARGET) target (rustup target add $(WASM_TARGET))…"; \
+	  rustup target add $(WASM_TARGET) || { \
+	    echo "error: the $(WASM_TARGET) Rust target is missing and could not be installed."; \
+	    echo "       Sandgate's strategies are WebAssembly components built for it."; \
+	    echo "       Install it with: rustup target add $(WASM_TARGET)"; exit 1; }; \
+	fi
+
+strategies: wasm-target
+	$(CARGO) build --profile strategy --target $(WASM_TARGET) $(addprefix -p ,$(STRATEGIES))
+
+run: strategies
+	$(CARGO) build --release -p sandgate
+	./target/release/sandgate serve
+
+test: strategies
+	$(CARGO) test -p sandgate
+
+bench: strategies
+	@echo "benchmarks: see issue 5 (not yet implemented)"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -p sandgate --all-targets -- -D warnings

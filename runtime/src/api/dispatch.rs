@@ -1,0 +1,93 @@
+//! The one pipeline every request goes through, whatever its transport (Kuzzle's order,
+//! reference §2.4): controller and action present → token checked → caller loaded → rights →
+//! the action. Runs on a blocking thread: it may touch the store and the sandbox.
+
+use super::errors::{KError, defs};
+use super::request::{Request, Response};
+use crate::actions::{self, Access, Caller, Ctx};
+use crate::app::App;
+use crate::tokens::VerifyError;
+
+pub fn handle(app: &App, req: Request) -> Response {
+    let outcome = run(app, &req);
+    if let Err(e) = &outcome {
+        if e.status >= 500 {
+            tracing::warn!(request_id = %req.request_id, controller = %req.controller, action = %req.action, id = e.id, "{}", e.message);
+        }
+    }
+    Response::new(&req, outcome)
+}
+
+fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
+    if req.controller.is_empty() {
+        return Err(KError::new(
+            defs::API_ASSERT_MISSING_ARGUMENT,
+            &["controller"],
+        ));
+    }
+    if req.action.is_empty() {
+        return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["action"]));
+    }
+    let caller = authenticate(app, req.jwt.as_deref())?;
+    let Some(action) = actions::find(&req.controller, &req.action) else {
+        return Err(
+            if actions::ACTIONS
+                .iter()
+                .any(|a| a.controller == req.controller)
+            {
+                KError::new(
+                    defs::API_PROCESS_ACTION_NOT_FOUND,
+                    &[&req.controller, &req.action],
+                )
+            } else {
+                KError::new(defs::API_PROCESS_CONTROLLER_NOT_FOUND, &[&req.controller])
+            },
+        );
+    };
+    let allowed = match action.access {
+        Access::Anyone => true,
+        Access::User => caller.user.is_some(),
+        Access::Admin => caller.is_admin(),
+    };
+    if !allowed {
+        return Err(match &caller.user {
+            None => KError::new(
+                defs::SECURITY_RIGHTS_UNAUTHORIZED,
+                &[action.controller, action.action],
+            ),
+            Some(user) => KError::new(
+                defs::SECURITY_RIGHTS_FORBIDDEN,
+                &[action.controller, action.action, &user.kuid],
+            ),
+        });
+    }
+    (action.handler)(&Ctx { app, req, caller })
+}
+
+/// No token: anonymous. A token that fails (bad, revoked, expired, or whose user is gone)
+/// fails the request, even for login and checkToken, as Kuzzle does.
+pub fn authenticate(app: &App, jwt: Option<&str>) -> Result<Caller, KError> {
+    let Some(token) = jwt.filter(|t| !t.is_empty()) else {
+        return Ok(Caller {
+            user: None,
+            session: None,
+        });
+    };
+    let session = app.tokens.check(token).map_err(token_error)?;
+    let user = app
+        .store
+        .get_user(&session.kuid)
+        .map_err(|e| KError::new(defs::SECURITY_TOKEN_VERIFICATION_ERROR, &[&e.to_string()]))?
+        .ok_or_else(|| KError::new(defs::SECURITY_TOKEN_INVALID, &[]))?;
+    Ok(Caller {
+        user: Some(user),
+        session: Some(session),
+    })
+}
+
+pub fn token_error(e: VerifyError) -> KError {
+    match e {
+        VerifyError::Invalid => KError::new(defs::SECURITY_TOKEN_INVALID, &[]),
+        VerifyError::Expired => KError::new(defs::SECURITY_TOKEN_EXPIRED, &[]),
+    }
+}

@@ -1,0 +1,318 @@
+//! HTTP: turns a request into a [`Request`] (route table, query string, headers, JSON body)
+//! and the [`Response`] envelope back into HTTP. Nothing here knows what an action does.
+
+use super::dispatch;
+use super::errors::{KError, defs};
+use super::request::{Protocol, Request, Response};
+use super::routes::{self, Verb};
+use crate::app::App;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use warp::Filter;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_connection_id() -> u64 {
+    CONNECTIONS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A request id: the client's `X-Kuzzle-Request-Id`, else a random uuid.
+pub fn new_request_id() -> String {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("system random");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The warp filter for every HTTP route (the WebSocket upgrade is added by [`super::serve`]).
+pub fn filter(
+    app: Arc<App>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .and(warp::any().map(move || app.clone()))
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             addr: Option<SocketAddr>,
+             body,
+             app: Arc<App>| async move {
+                serve_http(
+                    app,
+                    method,
+                    path.as_str().to_string(),
+                    query,
+                    headers,
+                    addr,
+                    body,
+                )
+                .await
+            },
+        )
+}
+
+async fn serve_http<S, B>(
+    app: Arc<App>,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    addr: Option<SocketAddr>,
+    body: S,
+) -> warp::reply::Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let request_id = header(&headers, "x-kuzzle-request-id")
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    if method == Method::OPTIONS {
+        return to_http(
+            &app,
+            Response::bare_error(
+                request_id,
+                KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[&path]),
+            ),
+            true,
+        );
+    }
+    let response = match read_request(
+        &app,
+        &method,
+        &path,
+        &query,
+        &headers,
+        addr,
+        body,
+        request_id.clone(),
+    )
+    .await
+    {
+        Ok(req) => {
+            let app2 = app.clone();
+            match tokio::task::spawn_blocking(move || dispatch::handle(&app2, req)).await {
+                Ok(resp) => resp,
+                Err(e) => Response::bare_error(
+                    request_id,
+                    crate::auth::internal(&format!("request handler failed: {e}")),
+                ),
+            }
+        }
+        Err(resp) => resp,
+    };
+    to_http(&app, response, false)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_request<S, B>(
+    app: &App,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    addr: Option<SocketAddr>,
+    body: S,
+    request_id: String,
+) -> Result<Request, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let fail = |e: KError| Response::bare_error(request_id.clone(), e);
+    let verb = Verb::parse(method.as_str()).ok_or_else(|| {
+        fail(KError::new(
+            defs::NETWORK_HTTP_UNSUPPORTED_VERB,
+            &[method.as_str()],
+        ))
+    })?;
+    let Some((route, mut args)) = routes::find(verb, path) else {
+        return Err(fail(if routes::path_exists(path) {
+            KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])
+        } else {
+            KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[path])
+        }));
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Some(k), Some(v)) = (routes::percent_decode(k), routes::percent_decode(v)) {
+            // URL placeholders win over query keys of the same name.
+            args.entry(k).or_insert(Value::String(v));
+        }
+    }
+    let mut jwt = match args.remove("jwt") {
+        Some(Value::String(t)) => Some(t),
+        _ => None,
+    };
+    if let Some(auth) = header(headers, "authorization") {
+        if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+            jwt = Some(auth[7..].trim().to_string());
+        }
+    }
+    let volatile = match header(headers, "x-kuzzle-volatile") {
+        None => None,
+        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| {
+            fail(KError::new(
+                defs::NETWORK_HTTP_VOLATILE_PARSE_FAILED,
+                &[&e.to_string()],
+            ))
+        })?),
+    };
+    let bytes = read_body(body, headers, app.config.max_body_bytes)
+        .await
+        .map_err(fail)?;
+    let body = parse_body(&bytes, header(headers, "content-type")).map_err(fail)?;
+    Ok(Request {
+        controller: route.controller.to_string(),
+        action: route.action.to_string(),
+        args,
+        body,
+        jwt,
+        volatile,
+        request_id,
+        protocol: Protocol::Http,
+        connection_id: next_connection_id(),
+        client_ip: addr.map(|a| a.ip().to_string()),
+    })
+}
+
+/// The body, up to `limit` bytes; beyond it, 413 without reading the rest.
+async fn read_body<S, B>(mut body: S, headers: &HeaderMap, limit: usize) -> Result<Bytes, KError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let too_large = || KError::new(defs::NETWORK_HTTP_REQUEST_TOO_LARGE, &[]);
+    if header(headers, "content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
+        if buf.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            buf.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// JSON (the default), or a urlencoded form; an empty body is no body.
+pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Value>, KError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let mime = content_type
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    // `curl -d '{...}'` labels JSON as a form; a real form never starts with `{` or `[`.
+    let looks_json = matches!(
+        bytes.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    );
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" if looks_json => serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])),
+        "" | "application/json" => serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])),
+        "application/x-www-form-urlencoded" => {
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])
+            })?;
+            let mut form = Map::new();
+            for pair in text.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if let (Some(k), Some(v)) = (routes::percent_decode(k), routes::percent_decode(v)) {
+                    form.insert(k, Value::String(v));
+                }
+            }
+            Ok(Some(Value::Object(form)))
+        }
+        other => Err(KError::new(
+            defs::NETWORK_HTTP_UNSUPPORTED_CONTENT,
+            &[other],
+        )),
+    }
+}
+
+pub fn to_http(app: &App, response: Response, preflight: bool) -> warp::reply::Response {
+    let mut out = if preflight {
+        warp::reply::Response::new(Vec::<u8>::new().into())
+    } else {
+        let body = serde_json::to_vec(&response.envelope(&app.node, false)).unwrap_or_default();
+        warp::reply::Response::new(body.into())
+    };
+    *out.status_mut() = if preflight {
+        StatusCode::OK
+    } else {
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    };
+    let h = out.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&response.request_id) {
+        h.insert("x-kuzzle-request-id", v);
+    }
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET,POST,PUT,DELETE,OPTIONS,HEAD"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(
+            "authorization,content-type,content-length,x-kuzzle-request-id,x-kuzzle-volatile",
+        ),
+    );
+    for (name, value) in response.headers() {
+        if let (Ok(n), Ok(v)) = (
+            warp::http::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.append(n, v);
+        }
+    }
+    out
+}

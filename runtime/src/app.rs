@@ -1,0 +1,90 @@
+//! The running server's state, and start-up: open the store, settle the token secret, start
+//! the sandbox, register the bundled strategies.
+
+use crate::config::Config;
+use crate::sandbox::{PasswordHasher, Sandbox};
+use crate::store::{Change, Store, sqlite::Sqlite};
+use crate::tokens::Tokens;
+use anyhow::{Context, anyhow};
+use ring::rand::SecureRandom;
+use std::sync::Arc;
+
+/// The `local` strategy, compiled to a component by `make strategies` and embedded.
+pub const BUNDLED_LOCAL: &[u8] = include_bytes!(env!("SANDGATE_LOCAL_WASM_PATH"));
+
+const SECRET_KEY: &str = "token_secret";
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub sandbox: Sandbox,
+    pub tokens: Tokens,
+    /// This node's name in responses (`node`).
+    pub node: String,
+}
+
+impl App {
+    /// Everything but the network. Blocking: call before the runtime serves requests.
+    pub fn start(config: Config) -> anyhow::Result<Arc<App>> {
+        let store: Arc<dyn Store> = Arc::new(
+            Sqlite::open(&config.data_dir)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("data directory {}", config.data_dir.display()))?,
+        );
+        let secret = token_secret(&config, &*store)?;
+        let tokens =
+            Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
+        let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
+        let sandbox = Sandbox::new(
+            config.limits.clone(),
+            hasher,
+            store.clone(),
+            config.cache_dir.clone(),
+        )?;
+        let local = sandbox
+            .prepare("local", BUNDLED_LOCAL, "{}")
+            .map_err(|e| anyhow!("bundled local strategy: {e}"))?;
+        sandbox.install(local);
+        let mut id = [0u8; 4];
+        ring::rand::SystemRandom::new()
+            .fill(&mut id)
+            .map_err(|_| anyhow!("system random failed"))?;
+        let node = format!(
+            "sandgate-{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        Ok(Arc::new(App {
+            config,
+            store,
+            sandbox,
+            tokens,
+            node,
+        }))
+    }
+}
+
+/// The configured secret, else the one generated on first start and kept in the store.
+fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    tracing::warn!(
+        "[!] Sandgate is using a generated seed for authentication. This is suitable for development \
+         but should NEVER be used in production (set tokens.secret)."
+    );
+    if let Some(saved) = store.meta_get(SECRET_KEY).map_err(|e| anyhow!("{e}"))? {
+        return Ok(saved.into_bytes());
+    }
+    let mut seed = [0u8; 256];
+    ring::rand::SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| anyhow!("system random failed"))?;
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    store
+        .commit(&[Change::SetMeta {
+            key: SECRET_KEY.into(),
+            value: hex.clone(),
+        }])
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(hex.into_bytes())
+}

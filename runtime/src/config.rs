@@ -1,0 +1,281 @@
+//! Configuration: a TOML file (`--config`, `SANDGATE_CONFIG`), the three start-up settings
+//! from the command line or environment, and defaults for everything else. An unknown key or a
+//! bad value stops start-up with a message naming it.
+
+use crate::sandbox::{Argon2Config, limits::Limits};
+use crate::tokens::{Algorithm, TokenSettings, expires_in};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7512";
+pub const DEFAULT_DATA_DIR: &str = "./sandgate-data";
+
+/// A duration in the `ms` grammar ("1h", "30s") or a number of milliseconds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Duration {
+    Ms(i64),
+    Text(String),
+}
+
+impl Duration {
+    fn millis(&self, key: &str) -> Result<f64, String> {
+        match self {
+            Duration::Ms(ms) => Ok(*ms as f64),
+            Duration::Text(s) => expires_in::parse_ms(s).ok_or_else(|| {
+                format!("{key}: {s:?} is not a duration (examples: \"1h\", \"30s\", 60000, -1)")
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Largest request body accepted (bytes); default 1 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Where compiled strategies are cached; default `<data_dir>/compiled`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensSection {
+    /// The HMAC secret; generated once and kept in the store when absent.
+    pub secret: Option<String>,
+    pub algorithm: String,
+    pub expires_in: Duration,
+    /// `-1`: no maximum.
+    pub max_ttl: Duration,
+    pub grace_period: Duration,
+}
+
+impl Default for TokensSection {
+    fn default() -> Self {
+        TokensSection {
+            secret: None,
+            algorithm: "HS256".into(),
+            expires_in: Duration::Text("1h".into()),
+            max_ttl: Duration::Ms(-1),
+            grace_period: Duration::Ms(1000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub tokens: TokensSection,
+    pub limits: Limits,
+    pub argon2: Argon2Config,
+}
+
+/// Everything start-up needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub secret: Option<String>,
+    pub tokens: TokenSettings,
+    pub limits: Limits,
+    pub argon2: Argon2Config,
+}
+
+/// What the command line / environment said (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Config, String> {
+        let file = match &overrides.config {
+            Some(path) => parse_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(file, overrides)
+    }
+
+    pub fn resolve(file: FileConfig, overrides: &Overrides) -> Result<Config, String> {
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(file.server.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            format!("server.listen: {listen_text:?} is not an address like 127.0.0.1:7512")
+        })?;
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.server.data_dir.clone())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let cache_dir = file
+            .server
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("compiled"));
+        let t = &file.tokens;
+        let algorithm = Algorithm::parse(&t.algorithm).ok_or_else(|| {
+            format!(
+                "tokens.algorithm: {:?} is not supported (HS256, HS384 or HS512)",
+                t.algorithm
+            )
+        })?;
+        let default_ttl = t.expires_in.millis("tokens.expires_in")?;
+        if default_ttl != -1.0 && default_ttl < 1000.0 {
+            return Err("tokens.expires_in: must be at least 1s, or -1 (never expires)".into());
+        }
+        let max_ttl = t.max_ttl.millis("tokens.max_ttl")?;
+        if max_ttl < -1.0 || (max_ttl > -1.0 && max_ttl < 1000.0) {
+            return Err("tokens.max_ttl: must be -1 (no maximum) or at least 1s".into());
+        }
+        if max_ttl > -1.0 && (default_ttl == -1.0 || default_ttl > max_ttl) {
+            return Err("tokens.expires_in: exceeds tokens.max_ttl".into());
+        }
+        let grace = t.grace_period.millis("tokens.grace_period")?;
+        if grace < 0.0 {
+            return Err("tokens.grace_period: must not be negative".into());
+        }
+        if let Some(secret) = &t.secret {
+            if secret.len() < 32 {
+                return Err("tokens.secret: must be at least 32 characters (or leave it out to have one generated)".into());
+            }
+        }
+        file.limits.validate()?;
+        crate::sandbox::PasswordHasher::new(&file.argon2)
+            .map(|_| ())
+            .map_err(|e| format!("argon2: {e}"))?;
+        let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
+        if max_body_bytes == 0 {
+            return Err("server.max_body_bytes: must be greater than 0".into());
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            cache_dir,
+            max_body_bytes,
+            secret: t.secret.clone(),
+            tokens: TokenSettings {
+                algorithm,
+                default_ttl_ms: default_ttl as i64,
+                max_ttl_ms: max_ttl as i64,
+                grace_period_ms: grace as i64,
+            },
+            limits: file.limits,
+            argon2: file.argon2,
+        })
+    }
+}
+
+pub fn parse_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    parse_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+pub fn parse_toml(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::resolve(parse_toml(text)?, &Overrides::default())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7512");
+        assert_eq!(c.data_dir, PathBuf::from("./sandgate-data"));
+        assert_eq!(c.tokens.default_ttl_ms, 3_600_000);
+        assert_eq!(c.tokens.max_ttl_ms, -1);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert_eq!(
+            c.argon2,
+            Argon2Config {
+                memory_kib: 19_456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let c = load(
+            r#"
+            [server]
+            listen = "127.0.0.1:9000"
+            [tokens]
+            secret = "0123456789abcdef0123456789abcdef"
+            algorithm = "HS512"
+            expires_in = "2h"
+            max_ttl = "1d"
+            [limits]
+            cpu_ms = 50
+            [argon2]
+            memory_kib = 1024
+            iterations = 1
+            parallelism = 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.tokens.algorithm, Algorithm::HS512);
+        assert_eq!(
+            (c.tokens.default_ttl_ms, c.tokens.max_ttl_ms),
+            (7_200_000, 86_400_000)
+        );
+        assert_eq!(c.limits.cpu_ms, 50);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[tokens]\nexpires_in = \"soon\"", "tokens.expires_in"),
+            (
+                "[tokens]\nmax_ttl = \"1h\"\nexpires_in = \"2h\"",
+                "tokens.expires_in",
+            ),
+            ("[tokens]\nalgorithm = \"none\"", "tokens.algorithm"),
+            ("[tokens]\nsecret = \"short\"", "tokens.secret"),
+            ("[server]\nlisten = \"nowhere\"", "server.listen"),
+            ("[limits]\ncpu_ms = 0", "limits.cpu_ms"),
+            ("[limits]\nbogus = 1", "bogus"),
+            ("colour = \"blue\"", "colour"),
+            ("[argon2]\nmemory_kib = 1", "argon2"),
+        ];
+        for (text, key) in cases {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(key), "{text:?} → {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            data_dir: Some("/tmp/x".into()),
+            config: None,
+        };
+        let c = Config::resolve(
+            parse_toml("[server]\nlisten = \"127.0.0.1:2\"").unwrap(),
+            &o,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 1);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+}

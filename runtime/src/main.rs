@@ -1,0 +1,82 @@
+//! `sandgate serve`: the server. See the README for the configuration.
+
+use clap::{Parser, Subcommand};
+use sandgate::config::{Config, Overrides};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "sandgate",
+    version,
+    about = "A Kuzzle-compatible login server with sandboxed WebAssembly strategies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (HTTP and WebSocket on one port).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:7512]
+        #[arg(long, env = "SANDGATE_LISTEN")]
+        listen: Option<String>,
+        /// Where the database and compiled strategies live [default: ./sandgate-data]
+        #[arg(long, env = "SANDGATE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// A TOML configuration file
+        #[arg(long, env = "SANDGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDGATE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+        } => serve(Overrides {
+            listen,
+            data_dir,
+            config,
+        }),
+    };
+    if let Err(e) = result {
+        eprintln!("sandgate: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(overrides: Overrides) -> anyhow::Result<()> {
+    let config = Config::load(&overrides).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let listener = sandgate::api::bind(listen).await?;
+        let app = tokio::task::spawn_blocking(move || sandgate::App::start(config)).await??;
+        tracing::info!(
+            "sandgate {} listening on http://{} (strategies: {})",
+            env!("CARGO_PKG_VERSION"),
+            listener.local_addr()?,
+            app.sandbox.names().join(", ")
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        sandgate::api::serve(app, listener, shutdown).await;
+        Ok(())
+    })
+}

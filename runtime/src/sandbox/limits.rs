@@ -1,0 +1,92 @@
+//! The caps every strategy call runs under. Each has a default and a config key (`[limits]`).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory a call may grow to (bytes).
+    pub memory_bytes: usize,
+    /// Guest CPU time a call may use (ms); time spent in host calls (argon2) is not counted.
+    pub cpu_ms: u64,
+    /// wasm stack (bytes): deep recursion traps instead of crashing.
+    pub stack_bytes: usize,
+    /// Elements across a call's tables.
+    pub table_elements: usize,
+    /// Largest string a strategy may return (a kuid, public info).
+    pub max_return_bytes: usize,
+    /// Largest credentials document passed in (bytes).
+    pub max_input_bytes: usize,
+    /// Password hashes / checks (argon2) a single call may ask the host for.
+    pub max_hash_calls: u32,
+    /// Other host calls (storage, HMAC, random…) a single call may make.
+    pub max_host_calls: u32,
+    /// Storage: largest key and value (bytes), keys and bytes per strategy.
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_keys: u64,
+    pub max_storage_bytes: u64,
+    /// Log lines a call may emit (more are dropped and counted), and their length.
+    pub max_log_lines: u32,
+    pub max_log_line_bytes: usize,
+    /// Calls in flight per strategy; more are refused at once (503).
+    pub max_concurrent_calls: u32,
+    /// Sandbox instances alive at once, across strategies (the pooling allocator's size).
+    pub pool_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 16 << 20,
+            cpu_ms: 100,
+            stack_bytes: 512 << 10,
+            table_elements: 100_000,
+            max_return_bytes: 64 << 10,
+            max_input_bytes: 64 << 10,
+            max_hash_calls: 4,
+            max_host_calls: 1_000,
+            max_key_bytes: 512,
+            max_value_bytes: 64 << 10,
+            max_keys: 1_000_000,
+            max_storage_bytes: 256 << 20,
+            max_log_lines: 20,
+            max_log_line_bytes: 1024,
+            max_concurrent_calls: 64,
+            pool_instances: 256,
+        }
+    }
+}
+
+impl Limits {
+    /// Start-up check: names the first key whose value cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive: [(&str, u64); 10] = [
+            ("limits.memory_bytes", self.memory_bytes as u64),
+            ("limits.cpu_ms", self.cpu_ms),
+            ("limits.stack_bytes", self.stack_bytes as u64),
+            ("limits.max_return_bytes", self.max_return_bytes as u64),
+            ("limits.max_input_bytes", self.max_input_bytes as u64),
+            ("limits.max_key_bytes", self.max_key_bytes as u64),
+            ("limits.max_value_bytes", self.max_value_bytes as u64),
+            ("limits.max_host_calls", self.max_host_calls as u64),
+            (
+                "limits.max_concurrent_calls",
+                self.max_concurrent_calls as u64,
+            ),
+            ("limits.pool_instances", self.pool_instances as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key} must be greater than 0"));
+            }
+        }
+        if self.memory_bytes > 4 << 30 {
+            return Err("limits.memory_bytes must be at most 4 GiB".into());
+        }
+        if self.stack_bytes > 64 << 20 {
+            return Err("limits.stack_bytes must be at most 64 MiB".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,534 @@
+//! The sandbox: one wasmtime `Engine` per process, one `InstancePre` per registered strategy,
+//! and a fresh `Store` + instance for every call, so nothing a call leaves behind reaches the
+//! next one. Each call runs under the caps of [`Limits`]: memory, guest CPU time (epoch
+//! deadlines, host time excluded), wasm stack, table size, returned-string size, host-call
+//! counts, and a per-strategy concurrency cap.
+//!
+//! Calls are synchronous: run them on a blocking thread (the API layer does), never on the
+//! async reactor.
+
+pub mod bindings;
+pub mod crypto;
+pub mod host;
+pub mod limits;
+pub mod registry;
+
+use bindings::{LoginRequest, StrategyError, StrategyPre};
+use host::{HostState, LimitHit, Overlay};
+use limits::Limits;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimitsBuilder, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx};
+
+pub use crypto::{Argon2Config, PasswordHasher};
+
+/// The epoch ticks this often; CPU budgets are counted in ticks.
+const TICK: Duration = Duration::from_millis(5);
+
+/// A registered strategy, ready to instantiate.
+pub struct Strategy {
+    pub name: String,
+    pre: StrategyPre<HostState>,
+    pub config: Arc<str>,
+    pub fields: Vec<String>,
+    /// sha256 of the component, hex.
+    pub hash: String,
+    pub size: usize,
+    pub registered_at_ms: i64,
+    limits: Arc<Limits>,
+    in_flight: AtomicU32,
+}
+
+/// Why a call did not produce an answer from the strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The guest ran past its CPU budget.
+    Cpu { budget_ms: u64 },
+    /// The guest tried to grow its memory past the cap.
+    Memory { cap_bytes: usize },
+    /// The guest overflowed its wasm stack.
+    Stack,
+    /// The host stopped the guest (host-call caps, storage failure).
+    Limit(String),
+    /// The strategy returned more than `max_return_bytes`.
+    ReturnTooLarge { cap_bytes: usize },
+    /// The input was larger than `max_input_bytes`.
+    InputTooLarge { cap_bytes: usize },
+    /// Too many calls in flight for this strategy.
+    Busy { cap: u32 },
+    /// The guest trapped (panic, unreachable…): what it printed to stderr, if anything.
+    Trap(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Cpu { budget_ms } => write!(
+                f,
+                "exceeded its CPU budget of {budget_ms} ms (limits.cpu_ms)"
+            ),
+            CallError::Memory { cap_bytes } => write!(
+                f,
+                "exceeded its memory cap of {cap_bytes} bytes (limits.memory_bytes)"
+            ),
+            CallError::Stack => write!(f, "overflowed its stack (limits.stack_bytes)"),
+            CallError::Limit(what) => write!(f, "was stopped: {what}"),
+            CallError::ReturnTooLarge { cap_bytes } => {
+                write!(
+                    f,
+                    "returned more than {cap_bytes} bytes (limits.max_return_bytes)"
+                )
+            }
+            CallError::InputTooLarge { cap_bytes } => write!(
+                f,
+                "input exceeds {cap_bytes} bytes (limits.max_input_bytes)"
+            ),
+            CallError::Busy { cap } => write!(
+                f,
+                "has {cap} calls in flight already (limits.max_concurrent_calls)"
+            ),
+            CallError::Trap(msg) => write!(f, "crashed: {msg}"),
+        }
+    }
+}
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Arc<Limits>,
+    hasher: Arc<PasswordHasher>,
+    store: Arc<dyn crate::store::Store>,
+    cache_dir: PathBuf,
+    strategies: RwLock<HashMap<String, Arc<Strategy>>>,
+}
+
+impl Sandbox {
+    pub fn new(
+        limits: Limits,
+        hasher: PasswordHasher,
+        store: Arc<dyn crate::store::Store>,
+        cache_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let engine = Engine::new(&engine_config(&limits))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        // WASI with no capability at all (see `new_state`): components built with plain
+        // `cargo build --target wasm32-wasip2` import it for std's panic and print machinery.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        std::fs::create_dir_all(&cache_dir)?;
+        start_ticker(engine.weak());
+        Ok(Sandbox {
+            engine,
+            linker,
+            limits: Arc::new(limits),
+            hasher: Arc::new(hasher),
+            store,
+            cache_dir,
+            strategies: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Strategy>> {
+        self.strategies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Registered strategy names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .strategies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.
+    pub fn install(&self, strategy: Strategy) -> Arc<Strategy> {
+        let strategy = Arc::new(strategy);
+        self.strategies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(strategy.name.clone(), strategy.clone());
+        strategy
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<Strategy>> {
+        self.strategies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+    }
+
+    fn new_state(&self, strategy: &Strategy, overlay: Overlay, request_id: &str) -> HostState {
+        let stderr = MemoryOutputPipe::new(4096);
+        let mut wasi = WasiCtx::builder();
+        // Nothing: no preopened directory, no environment, no arguments, no network; stdin is
+        // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash.
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stderr(stderr.clone());
+        HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .table_elements(self.limits.table_elements)
+                .instances(64)
+                .tables(64)
+                .memories(8)
+                .trap_on_grow_failure(true)
+                .build(),
+            strategy: Arc::from(strategy.name.as_str()),
+            config: strategy.config.clone(),
+            request_id: Arc::from(request_id),
+            store: self.store.clone(),
+            hasher: self.hasher.clone(),
+            limits: strategy.limits.clone(),
+            overlay,
+            stderr,
+            hash_calls: 0,
+            host_calls: 0,
+            log_lines: 0,
+            dropped_log_lines: 0,
+            host_time: Duration::ZERO,
+            started: Instant::now(),
+        }
+    }
+
+    /// One call: a fresh Store and instance, `f` on it, then everything dropped. The
+    /// storage writes it made are added to `overlay` only if `f` answered `Ok(Ok(_))`.
+    fn call<R>(
+        &self,
+        strategy: &Strategy,
+        overlay: &mut Overlay,
+        request_id: &str,
+        f: impl FnOnce(
+            &bindings::Strategy,
+            &mut wasmtime::Store<HostState>,
+        ) -> wasmtime::Result<Result<R, StrategyError>>,
+    ) -> Result<Result<R, StrategyError>, CallError> {
+        let limits = strategy.limits.clone();
+        let _slot = InFlight::enter(&strategy.in_flight, limits.max_concurrent_calls)?;
+        let mut store = wasmtime::Store::new(
+            &self.engine,
+            self.new_state(strategy, overlay.clone(), request_id),
+        );
+        store.limiter(|s| &mut s.limiter);
+        let budget = limits.cpu_ms;
+        store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
+        // When the deadline passes, charge the guest only for time not spent in host
+        // functions (argon2 may take a while); extend if there is budget left.
+        store.epoch_deadline_callback(move |ctx| {
+            let state = ctx.data();
+            let guest = state.started.elapsed().saturating_sub(state.host_time);
+            let budget = Duration::from_millis(budget);
+            if guest >= budget {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(ticks(budget - guest)))
+            }
+        });
+        let outcome = strategy
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store));
+        match outcome {
+            Ok(answer) => {
+                if answer.is_ok() {
+                    *overlay = std::mem::take(&mut store.data_mut().overlay);
+                }
+                Ok(answer)
+            }
+            Err(err) => Err(classify(err, &store, &limits)),
+        }
+    }
+
+    pub fn verify(
+        &self,
+        s: &Strategy,
+        req: &LoginRequest,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        self.check_input(&req.credentials)?;
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator().call_verify(st, req)
+        })?;
+        self.check_output(out)
+    }
+
+    pub fn validate(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        creds: &str,
+        is_update: bool,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<(), StrategyError>, CallError> {
+        self.check_input(creds)?;
+        self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator()
+                .call_validate(st, kuid, creds, is_update)
+        })
+    }
+
+    pub fn create(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        creds: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        self.check_input(creds)?;
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator()
+                .call_create(st, kuid, creds)
+        })?;
+        self.check_output(out)
+    }
+
+    pub fn update(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        creds: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        self.check_input(creds)?;
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator()
+                .call_update(st, kuid, creds)
+        })?;
+        self.check_output(out)
+    }
+
+    pub fn delete(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<(), StrategyError>, CallError> {
+        self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator().call_delete(st, kuid)
+        })
+    }
+
+    pub fn exists(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<bool, CallError> {
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator()
+                .call_exists(st, kuid)
+                .map(Ok)
+        })?;
+        Ok(out.unwrap_or(false))
+    }
+
+    pub fn get_info(
+        &self,
+        s: &Strategy,
+        kuid: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator().call_get_info(st, kuid)
+        })?;
+        self.check_output(out)
+    }
+
+    pub fn get_by_id(
+        &self,
+        s: &Strategy,
+        id: &str,
+        overlay: &mut Overlay,
+        rid: &str,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        let out = self.call(s, overlay, rid, |i, st| {
+            i.sandgate_strategy_authenticator().call_get_by_id(st, id)
+        })?;
+        self.check_output(out)
+    }
+
+    fn check_input(&self, input: &str) -> Result<(), CallError> {
+        if input.len() > self.limits.max_input_bytes {
+            return Err(CallError::InputTooLarge {
+                cap_bytes: self.limits.max_input_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_output(
+        &self,
+        out: Result<String, StrategyError>,
+    ) -> Result<Result<String, StrategyError>, CallError> {
+        let cap = self.limits.max_return_bytes;
+        let len = match &out {
+            Ok(s) => s.len(),
+            Err(
+                StrategyError::Rejected(s)
+                | StrategyError::BadRequest(s)
+                | StrategyError::Conflict(s)
+                | StrategyError::NotFound(s)
+                | StrategyError::Internal(s),
+            ) => s.len(),
+        };
+        if len > cap {
+            Err(CallError::ReturnTooLarge { cap_bytes: cap })
+        } else {
+            Ok(out)
+        }
+    }
+}
+
+/// Counts a strategy's calls in flight; refuses past the cap.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU32, cap: u32) -> Result<Self, CallError> {
+        let before = counter.fetch_add(1, Ordering::AcqRel);
+        if before >= cap {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return Err(CallError::Busy { cap });
+        }
+        Ok(InFlight(counter))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
+}
+
+/// Advances the engine's epoch every [`TICK`] while the engine lives.
+fn start_ticker(engine: wasmtime::EngineWeak) {
+    std::thread::Builder::new()
+        .name("sandgate-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+fn engine_config(limits: &Limits) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    let n = limits.pool_instances;
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .max_memory_size(limits.memory_bytes)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        // Keep the first MiB of a recycled heap mapped: fewer page faults on the next call.
+        .linear_memory_keep_resident(1 << 20);
+    let mut cfg = Config::new();
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.stack_bytes)
+        .concurrency_support(false);
+    cfg
+}
+
+/// Turns a wasmtime error into what the caller is told.
+fn classify(
+    err: wasmtime::Error,
+    store: &wasmtime::Store<HostState>,
+    limits: &Limits,
+) -> CallError {
+    if let Some(hit) = err.downcast_ref::<LimitHit>() {
+        return CallError::Limit(hit.to_string());
+    }
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
+        .trim()
+        .to_string();
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Cpu {
+            budget_ms: limits.cpu_ms,
+        },
+        Some(Trap::StackOverflow) => CallError::Stack,
+        _ if format!("{err:#}").contains("forcing trap when growing memory") => CallError::Memory {
+            cap_bytes: limits.memory_bytes,
+        },
+        _ if stderr.contains("memory allocation of") => CallError::Memory {
+            cap_bytes: limits.memory_bytes,
+        },
+        Some(trap) if stderr.is_empty() => CallError::Trap(trap.to_string()),
+        _ if stderr.is_empty() => CallError::Trap(
+            format!("{err:#}")
+                .lines()
+                .next()
+                .unwrap_or("unknown error")
+                .to_string(),
+        ),
+        _ => CallError::Trap(stderr),
+    }
+}
+
+impl Sandbox {
+    /// Compiles (or loads from the cache) and links a component, checking it is a strategy.
+    pub fn prepare(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        config: &str,
+    ) -> Result<Strategy, registry::UploadError> {
+        registry::prepare(self, name, wasm, config)
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    fn cache_dir(&self) -> &std::path::Path {
+        &self.cache_dir
+    }
+
+    fn compile(&self, wasm: &[u8]) -> wasmtime::Result<Component> {
+        Component::from_binary(&self.engine, wasm)
+    }
+}

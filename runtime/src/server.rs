@@ -1,0 +1,29 @@
+//! The `server` controller: what a client asks before logging in.
+
+use crate::actions::Ctx;
+use crate::api::errors::KError;
+use crate::api::request::Reply;
+use serde_json::json;
+
+pub fn info(ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(json!({
+        "serverInfo": {
+            "kuzzle": {
+                "name": "sandgate",
+                "version": env!("CARGO_PKG_VERSION"),
+                "nodeId": ctx.app.node,
+                "api": { "routes": crate::api::routes::public_api() },
+                "strategies": ctx.app.sandbox.names(),
+            }
+        }
+    })
+    .into())
+}
+
+pub fn public_api(_ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(crate::api::routes::public_api().into())
+}
+
+pub fn now(_ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(json!({ "now": crate::tokens::now_ms() }).into())
+}

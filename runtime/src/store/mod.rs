@@ -1,0 +1,133 @@
+//! Persistence behind a trait. The embedded default is SQLite ([`sqlite::Sqlite`]); the trait
+//! keeps to what a PostgreSQL backend could do as well (several Sandgate nodes sharing one
+//! database), so the API code never sees SQL.
+//!
+//! Every method is blocking: call it from a blocking thread, never from the async reactor.
+//! Writes go through [`Store::commit`], one atomic batch per request, so a request that fails
+//! half-way leaves nothing behind (no user without credentials, no orphan credentials).
+
+pub mod sqlite;
+
+use serde_json::{Map, Value};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// `InsertUser` for a kuid that exists.
+    UserExists(String),
+    /// `InsertUser { first_admin: true }` while an admin exists.
+    AdminExists,
+    /// Anything else: the backend failed.
+    Backend(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::UserExists(kuid) => write!(f, "user {kuid} already exists"),
+            StoreError::AdminExists => write!(f, "an admin already exists"),
+            StoreError::Backend(e) => write!(f, "storage failure: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A Kuzzle user: its kuid and its content (`profileIds` and whatever else the admin set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub kuid: String,
+    pub content: Map<String, Value>,
+}
+
+impl User {
+    pub fn profile_ids(&self) -> Vec<&str> {
+        match self.content.get("profileIds") {
+            Some(Value::Array(ids)) => ids.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+    pub fn is_admin(&self) -> bool {
+        self.profile_ids().contains(&"admin")
+    }
+}
+
+/// One change in an atomic batch.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Fails the batch with `UserExists`, or `AdminExists` when `first_admin` and an admin exists.
+    InsertUser {
+        user: User,
+        first_admin: bool,
+    },
+    /// Replace the content of an existing user.
+    UpdateUser(User),
+    DeleteUser(String),
+    /// "These credentials were created through this strategy": only then may the strategy
+    /// log the user in.
+    Link {
+        strategy: String,
+        kuid: String,
+    },
+    Unlink {
+        strategy: String,
+        kuid: String,
+    },
+    KvPut {
+        strategy: String,
+        key: String,
+        value: String,
+    },
+    KvDelete {
+        strategy: String,
+        key: String,
+    },
+    /// The token `jti` is void from `void_from_ms`; the row can go after `expires_ms`.
+    RevokeToken {
+        jti: String,
+        void_from_ms: i64,
+        expires_ms: Option<i64>,
+    },
+    /// Every token of `kuid` issued at or before `cutoff_ms` is void.
+    RevokeUser {
+        kuid: String,
+        cutoff_ms: i64,
+    },
+    SetMeta {
+        key: String,
+        value: String,
+    },
+}
+
+/// The revocation state, loaded once at start-up and kept in memory afterwards.
+#[derive(Debug, Default, Clone)]
+pub struct Revocations {
+    pub tokens: Vec<(String, i64, Option<i64>)>,
+    pub users: Vec<(String, i64)>,
+}
+
+/// Per-strategy storage use, for quotas.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KvUsage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn get_user(&self, kuid: &str) -> Result<Option<User>>;
+    fn admin_exists(&self) -> Result<bool>;
+    /// Strategies holding credentials for `kuid` (created through them).
+    fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>>;
+    fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool>;
+
+    fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>>;
+    fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;
+    fn kv_usage(&self, strategy: &str) -> Result<KvUsage>;
+
+    fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    fn revocations(&self, now_ms: i64) -> Result<Revocations>;
+
+    /// Applies every change or none.
+    fn commit(&self, changes: &[Change]) -> Result<()>;
+}

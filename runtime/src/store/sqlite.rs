@@ -1,0 +1,477 @@
+//! The embedded store: one SQLite file in the data directory, WAL journal, `synchronous=FULL`
+//! (an acknowledged write survives a crash or a power cut), schema migrations numbered from
+//! the first version on (`PRAGMA user_version`).
+//!
+//! One writer connection, a few reader connections: WAL lets readers run while a write commits.
+
+use super::{Change, KvUsage, Result, Revocations, Store, StoreError, User};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Schema versions, applied in order; never edit a released one, append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, the strategy ↔ user links, per-strategy storage, revocations, metadata.
+    r#"
+    CREATE TABLE users (
+        kuid TEXT PRIMARY KEY,
+        content TEXT NOT NULL,
+        is_admin INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX users_admin ON users(is_admin) WHERE is_admin = 1;
+    CREATE TABLE credential_links (
+        strategy TEXT NOT NULL,
+        kuid TEXT NOT NULL,
+        PRIMARY KEY (strategy, kuid)
+    ) WITHOUT ROWID;
+    CREATE INDEX credential_links_kuid ON credential_links(kuid);
+    CREATE TABLE strategy_kv (
+        strategy TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (strategy, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE revoked_tokens (
+        jti TEXT PRIMARY KEY,
+        void_from_ms INTEGER NOT NULL,
+        expires_ms INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE revoked_users (
+        kuid TEXT PRIMARY KEY,
+        cutoff_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+const READERS: usize = 4;
+
+pub struct Sqlite {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) `dir/sandgate.db` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("sandgate.db");
+        let mut writer = Connection::open(&path).map_err(backend)?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(backend(format!(
+                "could not enable WAL on {} (got {mode})",
+                path.display()
+            )));
+        }
+        configure(&writer).map_err(backend)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(backend)?;
+                configure(&c).map_err(backend)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Sqlite {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The schema version in force (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<usize> {
+        self.read(|c| {
+            c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+                .map(|v| v as usize)
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        // Take a free reader if there is one, else wait on the next in turn.
+        for i in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[i].try_lock() {
+                return f(&conn).map_err(backend);
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = self.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(backend)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(backend(format!(
+            "the database schema is version {current}, newer than this Sandgate knows ({}); refusing to touch it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql)
+            .map_err(|e| backend(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn decode_user(kuid: String, content: String) -> rusqlite::Result<User> {
+    let content: Map<String, Value> = serde_json::from_str(&content).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(User { kuid, content })
+}
+
+impl Store for Sqlite {
+    fn get_user(&self, kuid: &str) -> Result<Option<User>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT kuid, content FROM users WHERE kuid = ?1")?
+                .query_row([kuid], |r| decode_user(r.get(0)?, r.get(1)?))
+                .optional()
+        })
+    }
+
+    fn admin_exists(&self) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)")?
+                .query_row([], |r| r.get(0))
+        })
+    }
+
+    fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT strategy FROM credential_links WHERE kuid = ?1 ORDER BY strategy",
+            )?;
+            stmt.query_map([kuid], |r| r.get(0))?.collect()
+        })
+    }
+
+    fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM credential_links WHERE strategy = ?1 AND kuid = ?2)",
+            )?
+            .query_row([strategy, kuid], |r| r.get(0))
+        })
+    }
+
+    fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT value FROM strategy_kv WHERE strategy = ?1 AND key = ?2")?
+                .query_row([strategy, key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2
+                 ORDER BY key LIMIT ?3",
+            )?;
+            stmt.query_map(params![strategy, prefix, limit], |r| r.get(0))?.collect()
+        })
+    }
+
+    fn kv_usage(&self, strategy: &str) -> Result<KvUsage> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM strategy_kv WHERE strategy = ?1",
+            )?
+            .query_row([strategy], |r| Ok(KvUsage { keys: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }))
+        })
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn revocations(&self, now_ms: i64) -> Result<Revocations> {
+        // Rows for tokens that have expired anyway are useless: drop them on the way.
+        {
+            let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            conn.execute(
+                "DELETE FROM revoked_tokens WHERE expires_ms IS NOT NULL AND expires_ms < ?1",
+                [now_ms],
+            )
+            .map_err(backend)?;
+        }
+        self.read(|c| {
+            let tokens = c
+                .prepare("SELECT jti, void_from_ms, expires_ms FROM revoked_tokens")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let users = c
+                .prepare("SELECT kuid, cutoff_ms FROM revoked_users")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Revocations { tokens, users })
+        })
+    }
+
+    fn commit(&self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        for change in changes {
+            apply(&tx, change)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
+    match change {
+        Change::InsertUser { user, first_admin } => {
+            if *first_admin {
+                let exists: bool = tx
+                    .query_row(
+                        "SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if exists {
+                    return Err(StoreError::AdminExists);
+                }
+            }
+            let content = Value::Object(user.content.clone()).to_string();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO users (kuid, content, is_admin) VALUES (?1, ?2, ?3) ON CONFLICT(kuid) DO NOTHING",
+                    params![user.kuid, content, user.is_admin()],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::UserExists(user.kuid.clone()));
+            }
+        }
+        Change::UpdateUser(user) => {
+            let content = Value::Object(user.content.clone()).to_string();
+            tx.execute(
+                "UPDATE users SET content = ?2, is_admin = ?3 WHERE kuid = ?1",
+                params![user.kuid, content, user.is_admin()],
+            )
+            .map_err(backend)?;
+        }
+        Change::DeleteUser(kuid) => {
+            tx.execute("DELETE FROM users WHERE kuid = ?1", [kuid])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM credential_links WHERE kuid = ?1", [kuid])
+                .map_err(backend)?;
+        }
+        Change::Link { strategy, kuid } => {
+            tx.execute(
+                "INSERT OR IGNORE INTO credential_links (strategy, kuid) VALUES (?1, ?2)",
+                [strategy, kuid],
+            )
+            .map_err(backend)?;
+        }
+        Change::Unlink { strategy, kuid } => {
+            tx.execute(
+                "DELETE FROM credential_links WHERE strategy = ?1 AND kuid = ?2",
+                [strategy, kuid],
+            )
+            .map_err(backend)?;
+        }
+        Change::KvPut {
+            strategy,
+            key,
+            value,
+        } => {
+            tx.execute(
+                "INSERT INTO strategy_kv (strategy, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value",
+                [strategy, key, value],
+            )
+            .map_err(backend)?;
+        }
+        Change::KvDelete { strategy, key } => {
+            tx.execute(
+                "DELETE FROM strategy_kv WHERE strategy = ?1 AND key = ?2",
+                [strategy, key],
+            )
+            .map_err(backend)?;
+        }
+        Change::RevokeToken {
+            jti,
+            void_from_ms,
+            expires_ms,
+        } => {
+            tx.execute(
+                "INSERT INTO revoked_tokens (jti, void_from_ms, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(jti) DO UPDATE SET void_from_ms = min(void_from_ms, excluded.void_from_ms)",
+                params![jti, void_from_ms, expires_ms],
+            )
+            .map_err(backend)?;
+        }
+        Change::RevokeUser { kuid, cutoff_ms } => {
+            tx.execute(
+                "INSERT INTO revoked_users (kuid, cutoff_ms) VALUES (?1, ?2)
+                 ON CONFLICT(kuid) DO UPDATE SET cutoff_ms = max(cutoff_ms, excluded.cutoff_ms)",
+                params![kuid, cutoff_ms],
+            )
+            .map_err(backend)?;
+        }
+        Change::SetMeta { key, value } => {
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+                .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(kuid: &str, profiles: &[&str]) -> User {
+        User {
+            kuid: kuid.into(),
+            content: json!({ "profileIds": profiles })
+                .as_object()
+                .unwrap()
+                .clone(),
+        }
+    }
+
+    #[test]
+    fn migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(dir.path()).unwrap();
+        assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len());
+        db.commit(&[Change::InsertUser {
+            user: user("a", &["admin"]),
+            first_admin: true,
+        }])
+        .unwrap();
+        drop(db);
+        let db = Sqlite::open(dir.path()).unwrap();
+        assert!(db.admin_exists().unwrap());
+        assert_eq!(
+            db.get_user("a").unwrap().unwrap().profile_ids(),
+            vec!["admin"]
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(dir.path()).unwrap();
+        db.commit(&[Change::InsertUser {
+            user: user("a", &["default"]),
+            first_admin: false,
+        }])
+        .unwrap();
+        let err = db
+            .commit(&[
+                Change::KvPut {
+                    strategy: "local".into(),
+                    key: "user:x".into(),
+                    value: "{}".into(),
+                },
+                Change::Link {
+                    strategy: "local".into(),
+                    kuid: "a".into(),
+                },
+                Change::InsertUser {
+                    user: user("a", &["default"]),
+                    first_admin: false,
+                },
+            ])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UserExists(k) if k == "a"));
+        assert_eq!(db.kv_get("local", "user:x").unwrap(), None);
+        assert!(!db.is_linked("local", "a").unwrap());
+    }
+
+    #[test]
+    fn storage_is_namespaced_and_listed_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(dir.path()).unwrap();
+        let put = |s: &str, k: &str| Change::KvPut {
+            strategy: s.into(),
+            key: k.into(),
+            value: "v".into(),
+        };
+        db.commit(&[
+            put("a", "user:1"),
+            put("a", "user:2"),
+            put("a", "other"),
+            put("b", "user:3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            db.kv_list("a", "user:", 10).unwrap(),
+            vec!["user:1", "user:2"]
+        );
+        assert_eq!(db.kv_list("a", "user:", 1).unwrap(), vec!["user:1"]);
+        assert_eq!(db.kv_get("b", "user:1").unwrap(), None);
+        assert_eq!(
+            db.kv_usage("a").unwrap(),
+            KvUsage {
+                keys: 3,
+                bytes: 6 + 6 + 5 + 3
+            }
+        );
+    }
+
+    #[test]
+    fn first_admin_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(dir.path()).unwrap();
+        db.commit(&[Change::InsertUser {
+            user: user("a", &["admin"]),
+            first_admin: true,
+        }])
+        .unwrap();
+        let err = db
+            .commit(&[Change::InsertUser {
+                user: user("b", &["admin"]),
+                first_admin: true,
+            }])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::AdminExists));
+    }
+}

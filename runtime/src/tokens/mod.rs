@@ -1,0 +1,224 @@
+//! Tokens: issue, check, revoke.
+//!
+//! A token is a signed, self-contained JWT (see [`jwt`]); checking it costs a signature check
+//! and two hash-map look-ups in memory, never a database round trip. Revocation is exact:
+//! - a single token (logout, refresh after its grace period) is listed by its `jti`;
+//! - "every token of this user issued until now" (global logout, revokeTokens, user deletion)
+//!   is one cut-off time per user, compared with the token's issue time in milliseconds,
+//!   which the `jti` carries (`<issued_ms>-<random>`).
+//!
+//! The state is written through to the store (so it survives a restart) and loaded at start.
+
+pub mod expires_in;
+pub mod jwt;
+
+use crate::store::{Change, Store};
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+pub use expires_in::Ttl;
+pub use jwt::{Algorithm, Claims, Jwt, VerifyError};
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Token settings, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub algorithm: Algorithm,
+    pub default_ttl_ms: i64,
+    /// `-1`: no maximum.
+    pub max_ttl_ms: i64,
+    /// How long a refreshed token stays valid.
+    pub grace_period_ms: i64,
+}
+
+/// A freshly issued token and what login answers about it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub kuid: String,
+    pub token: String,
+    /// Epoch milliseconds, `-1` when infinite.
+    pub expires_at: i64,
+    /// Milliseconds, `-1` when infinite.
+    pub ttl: i64,
+}
+
+/// A token that checked out.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub kuid: String,
+    pub jti: String,
+    pub issued_ms: i64,
+    /// Epoch milliseconds, `-1` when infinite.
+    pub expires_at: i64,
+}
+
+#[derive(Default)]
+struct RevocationState {
+    /// jti → void from this time (ms). Refresh sets it in the future (the grace period).
+    tokens: HashMap<String, i64>,
+    /// kuid → tokens issued at or before this time (ms) are void.
+    users: HashMap<String, i64>,
+}
+
+pub struct Tokens {
+    settings: TokenSettings,
+    jwt: Jwt,
+    rng: SystemRandom,
+    revoked: RwLock<RevocationState>,
+}
+
+impl Tokens {
+    /// Loads the revocation state from the store.
+    pub fn new(
+        settings: TokenSettings,
+        secret: &[u8],
+        store: &dyn Store,
+    ) -> crate::store::Result<Self> {
+        let saved = store.revocations(now_ms())?;
+        let state = RevocationState {
+            tokens: saved.tokens.into_iter().map(|(j, t, _)| (j, t)).collect(),
+            users: saved.users.into_iter().collect(),
+        };
+        Ok(Tokens {
+            jwt: Jwt::new(settings.algorithm, secret),
+            settings,
+            rng: SystemRandom::new(),
+            revoked: RwLock::new(state),
+        })
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// Signs a token for `kuid`. Never issues a token at or before the user's cut-off, so a
+    /// login right after a global logout is not void at birth.
+    pub fn issue(&self, kuid: &str, ttl: Ttl) -> Issued {
+        let mut issued_ms = now_ms();
+        if let Some(cutoff) = self
+            .revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .users
+            .get(kuid)
+        {
+            issued_ms = issued_ms.max(cutoff + 1);
+        }
+        let mut random = [0u8; 12];
+        self.rng.fill(&mut random).expect("system random");
+        let jti = format!(
+            "{issued_ms}-{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+        );
+        let (exp, expires_at, ttl_ms) = match ttl {
+            Ttl::Infinite => (None, -1, -1),
+            // Rounded up: the token never dies before the `expiresAt` we announce.
+            Ttl::Ms(ms) => (
+                Some((issued_ms + ms + 999).div_euclid(1000)),
+                issued_ms + ms,
+                ms,
+            ),
+        };
+        let claims = Claims {
+            kuid: kuid.to_string(),
+            iat: issued_ms.div_euclid(1000),
+            exp,
+            jti,
+        };
+        Issued {
+            kuid: kuid.to_string(),
+            token: self.jwt.sign(&claims),
+            expires_at,
+            ttl: ttl_ms,
+        }
+    }
+
+    /// Checks signature, expiry and revocation. In memory only.
+    pub fn check(&self, token: &str) -> Result<Session, VerifyError> {
+        let now = now_ms();
+        let claims = self.jwt.verify(token, now.div_euclid(1000))?;
+        let issued_ms = claims
+            .jti
+            .split_once('-')
+            .and_then(|(ms, _)| ms.parse::<i64>().ok())
+            .ok_or(VerifyError::Invalid)?;
+        let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(void_from) = state.tokens.get(&claims.jti) {
+            if now >= *void_from {
+                return Err(VerifyError::Invalid);
+            }
+        }
+        if let Some(cutoff) = state.users.get(&claims.kuid) {
+            if issued_ms <= *cutoff {
+                return Err(VerifyError::Invalid);
+            }
+        }
+        let expires_at = claims.exp.map_or(-1, |exp| exp * 1000);
+        Ok(Session {
+            kuid: claims.kuid,
+            jti: claims.jti,
+            issued_ms,
+            expires_at,
+        })
+    }
+
+    /// Whether this token was already refreshed (a second refresh is refused).
+    pub fn is_refreshed(&self, session: &Session) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .tokens
+            .contains_key(&session.jti)
+    }
+
+    /// The change that voids one token from `void_from_ms`. Apply it with [`Tokens::apply`]
+    /// once the store has committed it.
+    pub fn revoke_token_change(session: &Session, void_from_ms: i64) -> Change {
+        let expires_ms = if session.expires_at < 0 {
+            None
+        } else {
+            Some(session.expires_at + 1000)
+        };
+        Change::RevokeToken {
+            jti: session.jti.clone(),
+            void_from_ms,
+            expires_ms,
+        }
+    }
+
+    /// The change that voids every token of `kuid` issued until now.
+    pub fn revoke_user_change(kuid: &str) -> Change {
+        Change::RevokeUser {
+            kuid: kuid.to_string(),
+            cutoff_ms: now_ms(),
+        }
+    }
+
+    /// Mirrors committed revocation changes in memory.
+    pub fn apply(&self, changes: &[Change]) {
+        let mut state = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        for change in changes {
+            match change {
+                Change::RevokeToken {
+                    jti, void_from_ms, ..
+                } => {
+                    let entry = state.tokens.entry(jti.clone()).or_insert(*void_from_ms);
+                    *entry = (*entry).min(*void_from_ms);
+                }
+                Change::RevokeUser { kuid, cutoff_ms } => {
+                    let entry = state.users.entry(kuid.clone()).or_insert(*cutoff_ms);
+                    *entry = (*entry).max(*cutoff_ms);
+                }
+                _ => {}
+            }
+        }
+    }
+}
