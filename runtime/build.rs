@@ -23,8 +23,5 @@ fn main() {
             path.display()
         );
     }
-    println!(
-        "cargo:rustc-env=SANDGATE_LOCAL_WASM_PATH={}",
-        path.display()
-    );
+    println!("cargo:rustc-env=SANDGATE_LOCAL_WASM_PATH={}", path.display());
 }

@@ -50,18 +50,8 @@ pub struct Action {
     pub handler: Handler,
 }
 
-const fn a(
-    controller: &'static str,
-    action: &'static str,
-    access: Access,
-    handler: Handler,
-) -> Action {
-    Action {
-        controller,
-        action,
-        access,
-        handler,
-    }
+const fn a(controller: &'static str, action: &'static str, access: Access, handler: Handler) -> Action {
+    Action { controller, action, access, handler }
 }
 
 use crate::{auth, security, server};
@@ -70,153 +60,42 @@ use Access::*;
 pub const ACTIONS: &[Action] = &[
     a("auth", "login", Anyone, auth::login::login),
     a("auth", "checkToken", Anyone, auth::session::check_token),
-    a(
-        "auth",
-        "getCurrentUser",
-        Anyone,
-        auth::session::get_current_user,
-    ),
+    a("auth", "getCurrentUser", Anyone, auth::session::get_current_user),
     a("auth", "logout", User, auth::session::logout),
     a("auth", "refreshToken", User, auth::session::refresh_token),
     a("auth", "getMyRights", User, auth::session::get_my_rights),
     a("auth", "updateSelf", User, auth::session::update_self),
-    a(
-        "auth",
-        "getStrategies",
-        User,
-        auth::credentials::get_strategies,
-    ),
-    a(
-        "auth",
-        "getMyCredentials",
-        User,
-        auth::credentials::get_mine,
-    ),
-    a(
-        "auth",
-        "credentialsExist",
-        User,
-        auth::credentials::exist_mine,
-    ),
-    a(
-        "auth",
-        "createMyCredentials",
-        User,
-        auth::credentials::create_mine,
-    ),
-    a(
-        "auth",
-        "updateMyCredentials",
-        User,
-        auth::credentials::update_mine,
-    ),
-    a(
-        "auth",
-        "validateMyCredentials",
-        User,
-        auth::credentials::validate_mine,
-    ),
-    a(
-        "auth",
-        "deleteMyCredentials",
-        User,
-        auth::credentials::delete_mine,
-    ),
+    a("auth", "getStrategies", User, auth::credentials::get_strategies),
+    a("auth", "getMyCredentials", User, auth::credentials::get_mine),
+    a("auth", "credentialsExist", User, auth::credentials::exist_mine),
+    a("auth", "createMyCredentials", User, auth::credentials::create_mine),
+    a("auth", "updateMyCredentials", User, auth::credentials::update_mine),
+    a("auth", "validateMyCredentials", User, auth::credentials::validate_mine),
+    a("auth", "deleteMyCredentials", User, auth::credentials::delete_mine),
     // createFirstAdmin guards itself: it only works while no admin exists.
-    a(
-        "security",
-        "createFirstAdmin",
-        Anyone,
-        security::users::create_first_admin,
-    ),
-    a(
-        "security",
-        "createUser",
-        Admin,
-        security::users::create_user,
-    ),
+    a("security", "createFirstAdmin", Anyone, security::users::create_first_admin),
+    a("security", "createUser", Admin, security::users::create_user),
     a("security", "getUser", Admin, security::users::get_user),
-    a(
-        "security",
-        "deleteUser",
-        Admin,
-        security::users::delete_user,
-    ),
-    a(
-        "security",
-        "revokeTokens",
-        Admin,
-        security::users::revoke_tokens,
-    ),
-    a(
-        "security",
-        "getUserStrategies",
-        Admin,
-        security::users::get_user_strategies,
-    ),
-    a(
-        "security",
-        "createCredentials",
-        Admin,
-        security::credentials::create,
-    ),
-    a(
-        "security",
-        "updateCredentials",
-        Admin,
-        security::credentials::update,
-    ),
-    a(
-        "security",
-        "deleteCredentials",
-        Admin,
-        security::credentials::delete,
-    ),
-    a(
-        "security",
-        "getCredentials",
-        Admin,
-        security::credentials::get,
-    ),
-    a(
-        "security",
-        "getCredentialsById",
-        Admin,
-        security::credentials::get_by_id,
-    ),
-    a(
-        "security",
-        "hasCredentials",
-        Admin,
-        security::credentials::has,
-    ),
-    a(
-        "security",
-        "validateCredentials",
-        Admin,
-        security::credentials::validate,
-    ),
-    a(
-        "security",
-        "getCredentialFields",
-        Admin,
-        security::credentials::fields,
-    ),
-    a(
-        "security",
-        "getAllCredentialFields",
-        Admin,
-        security::credentials::all_fields,
-    ),
+    a("security", "deleteUser", Admin, security::users::delete_user),
+    a("security", "revokeTokens", Admin, security::users::revoke_tokens),
+    a("security", "getUserStrategies", Admin, security::users::get_user_strategies),
+    a("security", "createCredentials", Admin, security::credentials::create),
+    a("security", "updateCredentials", Admin, security::credentials::update),
+    a("security", "deleteCredentials", Admin, security::credentials::delete),
+    a("security", "getCredentials", Admin, security::credentials::get),
+    a("security", "getCredentialsById", Admin, security::credentials::get_by_id),
+    a("security", "hasCredentials", Admin, security::credentials::has),
+    a("security", "validateCredentials", Admin, security::credentials::validate),
+    a("security", "getCredentialFields", Admin, security::credentials::fields),
+    a("security", "getAllCredentialFields", Admin, security::credentials::all_fields),
     a("server", "info", Anyone, server::info),
     a("server", "publicApi", Anyone, server::public_api),
     a("server", "now", User, server::now),
+    a("server", "healthCheck", Anyone, server::health_check),
 ];
 
 pub fn find(controller: &str, action: &str) -> Option<&'static Action> {
-    ACTIONS
-        .iter()
-        .find(|a| a.controller == controller && a.action == action)
+    ACTIONS.iter().find(|a| a.controller == controller && a.action == action)
 }
 
 #[cfg(test)]
@@ -224,12 +103,7 @@ mod tests {
     #[test]
     fn every_route_has_an_action_and_back() {
         for route in crate::api::routes::ROUTES {
-            assert!(
-                super::find(route.controller, route.action).is_some(),
-                "{}:{}",
-                route.controller,
-                route.action
-            );
+            assert!(super::find(route.controller, route.action).is_some(), "{}:{}", route.controller, route.action);
         }
         for action in super::ACTIONS {
             assert!(

@@ -32,34 +32,16 @@ impl App {
                 .with_context(|| format!("data directory {}", config.data_dir.display()))?,
         );
         let secret = token_secret(&config, &*store)?;
-        let tokens =
-            Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
+        let tokens = Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
         let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
-        let sandbox = Sandbox::new(
-            config.limits.clone(),
-            hasher,
-            store.clone(),
-            config.cache_dir.clone(),
-        )?;
-        let local = sandbox
-            .prepare("local", BUNDLED_LOCAL, "{}")
-            .map_err(|e| anyhow!("bundled local strategy: {e}"))?;
+        let sandbox = Sandbox::new(config.limits.clone(), hasher, store.clone(), config.cache_dir.clone())?;
+        let local =
+            sandbox.prepare("local", BUNDLED_LOCAL, "{}").map_err(|e| anyhow!("bundled local strategy: {e}"))?;
         sandbox.install(local);
         let mut id = [0u8; 4];
-        ring::rand::SystemRandom::new()
-            .fill(&mut id)
-            .map_err(|_| anyhow!("system random failed"))?;
-        let node = format!(
-            "sandgate-{}",
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        Ok(Arc::new(App {
-            config,
-            store,
-            sandbox,
-            tokens,
-            node,
-        }))
+        ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
+        let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        Ok(Arc::new(App { config, store, sandbox, tokens, node }))
     }
 }
 
@@ -76,15 +58,8 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
         return Ok(saved.into_bytes());
     }
     let mut seed = [0u8; 256];
-    ring::rand::SystemRandom::new()
-        .fill(&mut seed)
-        .map_err(|_| anyhow!("system random failed"))?;
+    ring::rand::SystemRandom::new().fill(&mut seed).map_err(|_| anyhow!("system random failed"))?;
     let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-    store
-        .commit(&[Change::SetMeta {
-            key: SECRET_KEY.into(),
-            value: hex.clone(),
-        }])
-        .map_err(|e| anyhow!("{e}"))?;
+    store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }]).map_err(|e| anyhow!("{e}"))?;
     Ok(hex.into_bytes())
 }

@@ -23,9 +23,8 @@ impl Duration {
     fn millis(&self, key: &str) -> Result<f64, String> {
         match self {
             Duration::Ms(ms) => Ok(*ms as f64),
-            Duration::Text(s) => expires_in::parse_ms(s).ok_or_else(|| {
-                format!("{key}: {s:?} is not a duration (examples: \"1h\", \"30s\", 60000, -1)")
-            }),
+            Duration::Text(s) => expires_in::parse_ms(s)
+                .ok_or_else(|| format!("{key}: {s:?} is not a duration (examples: \"1h\", \"30s\", 60000, -1)")),
         }
     }
 }
@@ -105,31 +104,17 @@ impl Config {
     }
 
     pub fn resolve(file: FileConfig, overrides: &Overrides) -> Result<Config, String> {
-        let listen_text = overrides
-            .listen
-            .clone()
-            .or(file.server.listen.clone())
-            .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            format!("server.listen: {listen_text:?} is not an address like 127.0.0.1:7512")
-        })?;
-        let data_dir = overrides
-            .data_dir
-            .clone()
-            .or(file.server.data_dir.clone())
-            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-        let cache_dir = file
-            .server
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| data_dir.join("compiled"));
+        let listen_text =
+            overrides.listen.clone().or(file.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| format!("server.listen: {listen_text:?} is not an address like 127.0.0.1:7512"))?;
+        let data_dir =
+            overrides.data_dir.clone().or(file.server.data_dir.clone()).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let cache_dir = file.server.cache_dir.clone().unwrap_or_else(|| data_dir.join("compiled"));
         let t = &file.tokens;
-        let algorithm = Algorithm::parse(&t.algorithm).ok_or_else(|| {
-            format!(
-                "tokens.algorithm: {:?} is not supported (HS256, HS384 or HS512)",
-                t.algorithm
-            )
-        })?;
+        let algorithm = Algorithm::parse(&t.algorithm)
+            .ok_or_else(|| format!("tokens.algorithm: {:?} is not supported (HS256, HS384 or HS512)", t.algorithm))?;
         let default_ttl = t.expires_in.millis("tokens.expires_in")?;
         if default_ttl != -1.0 && default_ttl < 1000.0 {
             return Err("tokens.expires_in: must be at least 1s, or -1 (never expires)".into());
@@ -147,13 +132,13 @@ impl Config {
         }
         if let Some(secret) = &t.secret {
             if secret.len() < 32 {
-                return Err("tokens.secret: must be at least 32 characters (or leave it out to have one generated)".into());
+                return Err(
+                    "tokens.secret: must be at least 32 characters (or leave it out to have one generated)".into()
+                );
             }
         }
         file.limits.validate()?;
-        crate::sandbox::PasswordHasher::new(&file.argon2)
-            .map(|_| ())
-            .map_err(|e| format!("argon2: {e}"))?;
+        crate::sandbox::PasswordHasher::new(&file.argon2).map(|_| ()).map_err(|e| format!("argon2: {e}"))?;
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
         if max_body_bytes == 0 {
             return Err("server.max_body_bytes: must be greater than 0".into());
@@ -177,8 +162,7 @@ impl Config {
 }
 
 pub fn parse_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     parse_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
@@ -202,14 +186,7 @@ mod tests {
         assert_eq!(c.tokens.default_ttl_ms, 3_600_000);
         assert_eq!(c.tokens.max_ttl_ms, -1);
         assert_eq!(c.max_body_bytes, 1 << 20);
-        assert_eq!(
-            c.argon2,
-            Argon2Config {
-                memory_kib: 19_456,
-                iterations: 2,
-                parallelism: 1
-            }
-        );
+        assert_eq!(c.argon2, Argon2Config { memory_kib: 19_456, iterations: 2, parallelism: 1 });
     }
 
     #[test]
@@ -234,10 +211,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.tokens.algorithm, Algorithm::HS512);
-        assert_eq!(
-            (c.tokens.default_ttl_ms, c.tokens.max_ttl_ms),
-            (7_200_000, 86_400_000)
-        );
+        assert_eq!((c.tokens.default_ttl_ms, c.tokens.max_ttl_ms), (7_200_000, 86_400_000));
         assert_eq!(c.limits.cpu_ms, 50);
     }
 
@@ -245,10 +219,7 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             ("[tokens]\nexpires_in = \"soon\"", "tokens.expires_in"),
-            (
-                "[tokens]\nmax_ttl = \"1h\"\nexpires_in = \"2h\"",
-                "tokens.expires_in",
-            ),
+            ("[tokens]\nmax_ttl = \"1h\"\nexpires_in = \"2h\"", "tokens.expires_in"),
             ("[tokens]\nalgorithm = \"none\"", "tokens.algorithm"),
             ("[tokens]\nsecret = \"short\"", "tokens.secret"),
             ("[server]\nlisten = \"nowhere\"", "server.listen"),
@@ -265,16 +236,8 @@ mod tests {
 
     #[test]
     fn overrides_win() {
-        let o = Overrides {
-            listen: Some("127.0.0.1:1".into()),
-            data_dir: Some("/tmp/x".into()),
-            config: None,
-        };
-        let c = Config::resolve(
-            parse_toml("[server]\nlisten = \"127.0.0.1:2\"").unwrap(),
-            &o,
-        )
-        .unwrap();
+        let o = Overrides { listen: Some("127.0.0.1:1".into()), data_dir: Some("/tmp/x".into()), config: None };
+        let c = Config::resolve(parse_toml("[server]\nlisten = \"127.0.0.1:2\"").unwrap(), &o).unwrap();
         assert_eq!(c.listen.port(), 1);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }

@@ -5,11 +5,7 @@ use sandgate::config::{Config, Overrides};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "sandgate",
-    version,
-    about = "A Kuzzle-compatible login server with sandboxed WebAssembly strategies"
-)]
+#[command(name = "sandgate", version, about = "A Kuzzle-compatible login server with sandboxed WebAssembly strategies")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,23 +29,13 @@ enum Command {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SANDGATE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SANDGATE_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            listen,
-            data_dir,
-            config,
-        } => serve(Overrides {
-            listen,
-            data_dir,
-            config,
-        }),
+        Command::Serve { listen, data_dir, config } => serve(Overrides { listen, data_dir, config }),
     };
     if let Err(e) = result {
         eprintln!("sandgate: {e:#}");
@@ -59,9 +45,7 @@ fn main() {
 
 fn serve(overrides: Overrides) -> anyhow::Result<()> {
     let config = Config::load(&overrides).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listen = config.listen;
         let listener = sandgate::api::bind(listen).await?;

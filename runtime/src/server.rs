@@ -27,3 +27,8 @@ pub fn public_api(_ctx: &Ctx) -> Result<Reply, KError> {
 pub fn now(_ctx: &Ctx) -> Result<Reply, KError> {
     Ok(json!({ "now": crate::tokens::now_ms() }).into())
 }
+
+/// Answers once the server serves: the store and the sandbox are up by then.
+pub fn health_check(ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(json!({ "status": "green", "strategies": ctx.app.sandbox.names().len() }).into())
+}

@@ -20,29 +20,18 @@ pub fn handle(app: &App, req: Request) -> Response {
 
 fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
     if req.controller.is_empty() {
-        return Err(KError::new(
-            defs::API_ASSERT_MISSING_ARGUMENT,
-            &["controller"],
-        ));
+        return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["controller"]));
     }
     if req.action.is_empty() {
         return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["action"]));
     }
     let caller = authenticate(app, req.jwt.as_deref())?;
     let Some(action) = actions::find(&req.controller, &req.action) else {
-        return Err(
-            if actions::ACTIONS
-                .iter()
-                .any(|a| a.controller == req.controller)
-            {
-                KError::new(
-                    defs::API_PROCESS_ACTION_NOT_FOUND,
-                    &[&req.controller, &req.action],
-                )
-            } else {
-                KError::new(defs::API_PROCESS_CONTROLLER_NOT_FOUND, &[&req.controller])
-            },
-        );
+        return Err(if actions::ACTIONS.iter().any(|a| a.controller == req.controller) {
+            KError::new(defs::API_PROCESS_ACTION_NOT_FOUND, &[&req.controller, &req.action])
+        } else {
+            KError::new(defs::API_PROCESS_CONTROLLER_NOT_FOUND, &[&req.controller])
+        });
     };
     let allowed = match action.access {
         Access::Anyone => true,
@@ -51,14 +40,8 @@ fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
     };
     if !allowed {
         return Err(match &caller.user {
-            None => KError::new(
-                defs::SECURITY_RIGHTS_UNAUTHORIZED,
-                &[action.controller, action.action],
-            ),
-            Some(user) => KError::new(
-                defs::SECURITY_RIGHTS_FORBIDDEN,
-                &[action.controller, action.action, &user.kuid],
-            ),
+            None => KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[action.controller, action.action]),
+            Some(user) => KError::new(defs::SECURITY_RIGHTS_FORBIDDEN, &[action.controller, action.action, &user.kuid]),
         });
     }
     (action.handler)(&Ctx { app, req, caller })
@@ -68,10 +51,7 @@ fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
 /// fails the request, even for login and checkToken, as Kuzzle does.
 pub fn authenticate(app: &App, jwt: Option<&str>) -> Result<Caller, KError> {
     let Some(token) = jwt.filter(|t| !t.is_empty()) else {
-        return Ok(Caller {
-            user: None,
-            session: None,
-        });
+        return Ok(Caller { user: None, session: None });
     };
     let session = app.tokens.check(token).map_err(token_error)?;
     let user = app
@@ -79,10 +59,7 @@ pub fn authenticate(app: &App, jwt: Option<&str>) -> Result<Caller, KError> {
         .get_user(&session.kuid)
         .map_err(|e| KError::new(defs::SECURITY_TOKEN_VERIFICATION_ERROR, &[&e.to_string()]))?
         .ok_or_else(|| KError::new(defs::SECURITY_TOKEN_INVALID, &[]))?;
-    Ok(Caller {
-        user: Some(user),
-        session: Some(session),
-    })
+    Ok(Caller { user: Some(user), session: Some(session) })
 }
 
 pub fn token_error(e: VerifyError) -> KError {

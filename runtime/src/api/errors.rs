@@ -52,8 +52,7 @@ impl KError {
 }
 
 /// What Kuzzle appends to PluginImplementationError messages.
-pub const PLUGIN_SUFFIX: &str =
-    "\nThis is probably not a Kuzzle error, but a problem with a plugin implementation.";
+pub const PLUGIN_SUFFIX: &str = "\nThis is probably not a Kuzzle error, but a problem with a plugin implementation.";
 
 const fn sandgate(domain: u32, subdomain: u32, error: u32) -> u32 {
     (domain << 24) | (subdomain << 16) | error
@@ -61,12 +60,8 @@ const fn sandgate(domain: u32, subdomain: u32, error: u32) -> u32 {
 
 pub mod defs {
     use super::{Def, sandgate};
-    pub const API_ASSERT_MISSING_ARGUMENT: Def = Def {
-        id: "api.assert.missing_argument",
-        status: 400,
-        code: 33619971,
-        template: r#"Missing argument "%s"."#,
-    };
+    pub const API_ASSERT_MISSING_ARGUMENT: Def =
+        Def { id: "api.assert.missing_argument", status: 400, code: 33619971, template: r#"Missing argument "%s"."# };
     pub const API_ASSERT_INVALID_TYPE: Def = Def {
         id: "api.assert.invalid_type",
         status: 400,
@@ -115,12 +110,8 @@ pub mod defs {
         code: 33685517,
         template: "Rejected: Too many login attempts per second",
     };
-    pub const API_PROCESS_ADMIN_EXISTS: Def = Def {
-        id: "api.process.admin_exists",
-        status: 412,
-        code: 33685513,
-        template: "Admin user is already set.",
-    };
+    pub const API_PROCESS_ADMIN_EXISTS: Def =
+        Def { id: "api.process.admin_exists", status: 412, code: 33685513, template: "Admin user is already set." };
     pub const NETWORK_HTTP_REQUEST_TOO_LARGE: Def = Def {
         id: "network.http.request_too_large",
         status: 413,
@@ -151,12 +142,8 @@ pub mod defs {
         code: 50397196,
         template: "Unable to convert the HTTP body to JSON: %s",
     };
-    pub const NETWORK_HTTP_URL_NOT_FOUND: Def = Def {
-        id: "network.http.url_not_found",
-        status: 404,
-        code: 50397191,
-        template: "API URL not found: %s.",
-    };
+    pub const NETWORK_HTTP_URL_NOT_FOUND: Def =
+        Def { id: "network.http.url_not_found", status: 404, code: 50397191, template: "API URL not found: %s." };
     pub const NETWORK_WEBSOCKET_UNEXPECTED_ERROR: Def = Def {
         id: "network.websocket.unexpected_error",
         status: 400,
@@ -169,30 +156,18 @@ pub mod defs {
         code: 67239938,
         template: "Caught an unexpected plugin error: %s",
     };
-    pub const PLUGIN_STRATEGY_MISSING_USER: Def = Def {
-        id: "plugin.strategy.missing_user",
-        status: 401,
-        code: 67305492,
-        template: "%s",
-    };
+    pub const PLUGIN_STRATEGY_MISSING_USER: Def =
+        Def { id: "plugin.strategy.missing_user", status: 401, code: 67305492, template: "%s" };
     pub const PLUGIN_STRATEGY_UNKNOWN_KUID: Def = Def {
         id: "plugin.strategy.unknown_kuid",
         status: 500,
         code: 67305489,
         template: "%s returned an unknown Kuzzle user identifier.",
     };
-    pub const SECURITY_USER_NOT_FOUND: Def = Def {
-        id: "security.user.not_found",
-        status: 404,
-        code: 117702658,
-        template: r#"User "%s" not found."#,
-    };
-    pub const SECURITY_USER_ALREADY_EXISTS: Def = Def {
-        id: "security.user.already_exists",
-        status: 412,
-        code: 117702657,
-        template: "User %s already exists.",
-    };
+    pub const SECURITY_USER_NOT_FOUND: Def =
+        Def { id: "security.user.not_found", status: 404, code: 117702658, template: r#"User "%s" not found."# };
+    pub const SECURITY_USER_ALREADY_EXISTS: Def =
+        Def { id: "security.user.already_exists", status: 412, code: 117702657, template: "User %s already exists." };
     pub const SECURITY_RIGHTS_FORBIDDEN: Def = Def {
         id: "security.rights.forbidden",
         status: 403,
@@ -217,18 +192,10 @@ pub mod defs {
         code: 117571586,
         template: "Internal database inconsistency detected: existing credentials found on non-existing user %s.",
     };
-    pub const SECURITY_TOKEN_INVALID: Def = Def {
-        id: "security.token.invalid",
-        status: 401,
-        code: 117506049,
-        template: "Invalid token.",
-    };
-    pub const SECURITY_TOKEN_EXPIRED: Def = Def {
-        id: "security.token.expired",
-        status: 401,
-        code: 117506054,
-        template: "Token expired",
-    };
+    pub const SECURITY_TOKEN_INVALID: Def =
+        Def { id: "security.token.invalid", status: 401, code: 117506049, template: "Invalid token." };
+    pub const SECURITY_TOKEN_EXPIRED: Def =
+        Def { id: "security.token.expired", status: 401, code: 117506054, template: "Token expired" };
     pub const SECURITY_TOKEN_TTL_EXCEEDED: Def = Def {
         id: "security.token.ttl_exceeded",
         status: 400,
@@ -253,12 +220,8 @@ pub mod defs {
         code: 117506055,
         template: "Error verifying token: %s",
     };
-    pub const SECURITY_COOKIE_INVALID: Def = Def {
-        id: "security.cookie.invalid",
-        status: 401,
-        code: 117899265,
-        template: "Invalid cookie.",
-    };
+    pub const SECURITY_COOKIE_INVALID: Def =
+        Def { id: "security.cookie.invalid", status: 401, code: 117899265, template: "Invalid cookie." };
     pub const SECURITY_COOKIE_UNSUPPORTED: Def = Def {
         id: "security.cookie.unsupported",
         status: 500,
@@ -267,24 +230,12 @@ pub mod defs {
     };
 
     // Sandgate: what strategies answer through `strategy-error` (Kuzzle gives these no id).
-    pub const PLUGIN_STRATEGY_BAD_REQUEST: Def = Def {
-        id: "plugin.strategy.bad_request",
-        status: 400,
-        code: sandgate(4, 3, 100),
-        template: "%s",
-    };
-    pub const PLUGIN_STRATEGY_PRECONDITION: Def = Def {
-        id: "plugin.strategy.precondition",
-        status: 412,
-        code: sandgate(4, 3, 101),
-        template: "%s",
-    };
-    pub const PLUGIN_STRATEGY_NOT_FOUND: Def = Def {
-        id: "plugin.strategy.not_found",
-        status: 404,
-        code: sandgate(4, 3, 102),
-        template: "%s",
-    };
+    pub const PLUGIN_STRATEGY_BAD_REQUEST: Def =
+        Def { id: "plugin.strategy.bad_request", status: 400, code: sandgate(4, 3, 100), template: "%s" };
+    pub const PLUGIN_STRATEGY_PRECONDITION: Def =
+        Def { id: "plugin.strategy.precondition", status: 412, code: sandgate(4, 3, 101), template: "%s" };
+    pub const PLUGIN_STRATEGY_NOT_FOUND: Def =
+        Def { id: "plugin.strategy.not_found", status: 404, code: sandgate(4, 3, 102), template: "%s" };
     /// A strategy answered `verify` with a user whose credentials it did not create.
     pub const PLUGIN_STRATEGY_FOREIGN_KUID: Def = Def {
         id: "plugin.strategy.foreign_kuid",
@@ -299,24 +250,16 @@ pub mod defs {
         code: sandgate(4, 64, 1),
         template: r#"Strategy "%s" %s"#,
     };
-    pub const PLUGIN_SANDBOX_CRASHED: Def = Def {
-        id: "plugin.sandbox.crashed",
-        status: 500,
-        code: sandgate(4, 64, 2),
-        template: r#"Strategy "%s" %s"#,
-    };
+    pub const PLUGIN_SANDBOX_CRASHED: Def =
+        Def { id: "plugin.sandbox.crashed", status: 500, code: sandgate(4, 64, 2), template: r#"Strategy "%s" %s"# };
     pub const PLUGIN_SANDBOX_BUSY: Def = Def {
         id: "plugin.sandbox.busy",
         status: 503,
         code: sandgate(4, 64, 3),
         template: r#"Strategy "%s" %s; try again shortly"#,
     };
-    pub const PLUGIN_SANDBOX_INVALID_COMPONENT: Def = Def {
-        id: "plugin.sandbox.invalid_component",
-        status: 400,
-        code: sandgate(4, 64, 4),
-        template: "%s",
-    };
+    pub const PLUGIN_SANDBOX_INVALID_COMPONENT: Def =
+        Def { id: "plugin.sandbox.invalid_component", status: 400, code: sandgate(4, 64, 4), template: "%s" };
     /// Sandgate: the store failed (disk full, database locked for too long…).
     pub const CORE_STORE_FAILURE: Def = Def {
         id: "core.store.unexpected_error",
@@ -338,23 +281,14 @@ mod tests {
 
     #[test]
     fn messages_and_codes() {
-        let e = KError::new(
-            defs::PLUGIN_STRATEGY_MISSING_USER,
-            &["wrong username or password"],
-        );
-        assert_eq!(
-            (e.id, e.code, e.status),
-            ("plugin.strategy.missing_user", 67305492, 401)
-        );
+        let e = KError::new(defs::PLUGIN_STRATEGY_MISSING_USER, &["wrong username or password"]);
+        assert_eq!((e.id, e.code, e.status), ("plugin.strategy.missing_user", 67305492, 401));
         assert_eq!(e.message, "wrong username or password");
         let e = KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"]);
         assert_eq!(e.message, r#"Missing argument "strategy"."#);
         assert_eq!(e.code, 33619971);
         let e = KError::new(defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR, &["boom"]);
-        assert_eq!(
-            e.message,
-            format!("Caught an unexpected plugin error: boom{PLUGIN_SUFFIX}")
-        );
+        assert_eq!(e.message, format!("Caught an unexpected plugin error: boom{PLUGIN_SUFFIX}"));
         assert_eq!(defs::SECURITY_TOKEN_INVALID.code, 117506049);
         assert_eq!(defs::NETWORK_HTTP_URL_NOT_FOUND.code, 50397191);
         assert_eq!(defs::SECURITY_USER_ALREADY_EXISTS.code, 117702657);

@@ -24,25 +24,15 @@ pub fn next_connection_id() -> u64 {
 /// A request id: the client's `X-Kuzzle-Request-Id`, else a random uuid.
 pub fn new_request_id() -> String {
     let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("system random");
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// The warp filter for every HTTP route (the WebSocket upgrade is added by [`super::serve`]).
-pub fn filter(
-    app: Arc<App>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn filter(app: Arc<App>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
         .and(warp::path::full())
@@ -59,16 +49,7 @@ pub fn filter(
              addr: Option<SocketAddr>,
              body,
              app: Arc<App>| async move {
-                serve_http(
-                    app,
-                    method,
-                    path.as_str().to_string(),
-                    query,
-                    headers,
-                    addr,
-                    body,
-                )
-                .await
+                serve_http(app, method, path.as_str().to_string(), query, headers, addr, body).await
             },
         )
 }
@@ -86,39 +67,22 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let request_id = header(&headers, "x-kuzzle-request-id")
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
+    let request_id = header(&headers, "x-kuzzle-request-id").map(str::to_string).unwrap_or_else(new_request_id);
     if method == Method::OPTIONS {
         return to_http(
             &app,
-            Response::bare_error(
-                request_id,
-                KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[&path]),
-            ),
+            Response::bare_error(request_id, KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[&path])),
             true,
         );
     }
-    let response = match read_request(
-        &app,
-        &method,
-        &path,
-        &query,
-        &headers,
-        addr,
-        body,
-        request_id.clone(),
-    )
-    .await
-    {
+    let response = match read_request(&app, &method, &path, &query, &headers, addr, body, request_id.clone()).await {
         Ok(req) => {
             let app2 = app.clone();
             match tokio::task::spawn_blocking(move || dispatch::handle(&app2, req)).await {
                 Ok(resp) => resp,
-                Err(e) => Response::bare_error(
-                    request_id,
-                    crate::auth::internal(&format!("request handler failed: {e}")),
-                ),
+                Err(e) => {
+                    Response::bare_error(request_id, crate::auth::internal(&format!("request handler failed: {e}")))
+                }
             }
         }
         Err(resp) => resp,
@@ -146,12 +110,8 @@ where
     B: Buf,
 {
     let fail = |e: KError| Response::bare_error(request_id.clone(), e);
-    let verb = Verb::parse(method.as_str()).ok_or_else(|| {
-        fail(KError::new(
-            defs::NETWORK_HTTP_UNSUPPORTED_VERB,
-            &[method.as_str()],
-        ))
-    })?;
+    let verb = Verb::parse(method.as_str())
+        .ok_or_else(|| fail(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])))?;
     let Some((route, mut args)) = routes::find(verb, path) else {
         return Err(fail(if routes::path_exists(path) {
             KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])
@@ -177,16 +137,12 @@ where
     }
     let volatile = match header(headers, "x-kuzzle-volatile") {
         None => None,
-        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|e| {
-            fail(KError::new(
-                defs::NETWORK_HTTP_VOLATILE_PARSE_FAILED,
-                &[&e.to_string()],
-            ))
-        })?),
+        Some(text) => Some(
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| fail(KError::new(defs::NETWORK_HTTP_VOLATILE_PARSE_FAILED, &[&e.to_string()])))?,
+        ),
     };
-    let bytes = read_body(body, headers, app.config.max_body_bytes)
-        .await
-        .map_err(fail)?;
+    let bytes = read_body(body, headers, app.config.max_body_bytes).await.map_err(fail)?;
     let body = parse_body(&bytes, header(headers, "content-type")).map_err(fail)?;
     Ok(Request {
         controller: route.controller.to_string(),
@@ -209,16 +165,12 @@ where
     B: Buf,
 {
     let too_large = || KError::new(defs::NETWORK_HTTP_REQUEST_TOO_LARGE, &[]);
-    if header(headers, "content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64)
-    {
+    if header(headers, "content-length").and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk
-            .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
+        let mut chunk = chunk.map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
         if buf.len() + chunk.remaining() > limit {
             return Err(too_large());
         }
@@ -237,20 +189,9 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Val
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let mime = content_type
-        .map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let mime = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).unwrap_or_default();
     // `curl -d '{...}'` labels JSON as a form; a real form never starts with `{` or `[`.
-    let looks_json = matches!(
-        bytes.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{' | b'[')
-    );
+    let looks_json = matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['));
     match mime.as_str() {
         "application/x-www-form-urlencoded" if looks_json => serde_json::from_slice(bytes)
             .map(Some)
@@ -259,9 +200,8 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Val
             .map(Some)
             .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])),
         "application/x-www-form-urlencoded" => {
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])
-            })?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
             let mut form = Map::new();
             for pair in text.split('&').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -271,10 +211,7 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Val
             }
             Ok(Some(Value::Object(form)))
         }
-        other => Err(KError::new(
-            defs::NETWORK_HTTP_UNSUPPORTED_CONTENT,
-            &[other],
-        )),
+        other => Err(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_CONTENT, &[other])),
     }
 }
 
@@ -296,21 +233,15 @@ pub fn to_http(app: &App, response: Response, preflight: bool) -> warp::reply::R
         h.insert("x-kuzzle-request-id", v);
     }
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("GET,POST,PUT,DELETE,OPTIONS,HEAD"),
-    );
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET,POST,PUT,DELETE,OPTIONS,HEAD"));
     h.insert(
         "access-control-allow-headers",
-        HeaderValue::from_static(
-            "authorization,content-type,content-length,x-kuzzle-request-id,x-kuzzle-volatile",
-        ),
+        HeaderValue::from_static("authorization,content-type,content-length,x-kuzzle-request-id,x-kuzzle-volatile"),
     );
     for (name, value) in response.headers() {
-        if let (Ok(n), Ok(v)) = (
-            warp::http::header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+        if let (Ok(n), Ok(v)) =
+            (warp::http::header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+        {
             h.append(n, v);
         }
     }

@@ -63,10 +63,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(result: Value) -> Self {
-        Reply {
-            result,
-            headers: Vec::new(),
-        }
+        Reply { result, headers: Vec::new() }
     }
 }
 

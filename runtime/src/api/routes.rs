@@ -42,33 +42,11 @@ pub struct Route {
     pub deprecated: bool,
 }
 
-const fn r(
-    verb: Verb,
-    path: &'static str,
-    controller: &'static str,
-    action: &'static str,
-) -> Route {
-    Route {
-        verb,
-        path,
-        controller,
-        action,
-        deprecated: false,
-    }
+const fn r(verb: Verb, path: &'static str, controller: &'static str, action: &'static str) -> Route {
+    Route { verb, path, controller, action, deprecated: false }
 }
-const fn old(
-    verb: Verb,
-    path: &'static str,
-    controller: &'static str,
-    action: &'static str,
-) -> Route {
-    Route {
-        verb,
-        path,
-        controller,
-        action,
-        deprecated: true,
-    }
+const fn old(verb: Verb, path: &'static str, controller: &'static str, action: &'static str) -> Route {
+    Route { verb, path, controller, action, deprecated: true }
 }
 
 use Verb::*;
@@ -89,175 +67,53 @@ pub const ROUTES: &[Route] = &[
     r(Put, "/_me", "auth", "updateSelf"),
     old(Put, "/_updateSelf", "auth", "updateSelf"),
     r(Get, "/strategies", "auth", "getStrategies"),
-    r(
-        Get,
-        "/_me/credentials/:strategy",
-        "auth",
-        "getMyCredentials",
-    ),
-    old(
-        Get,
-        "/credentials/:strategy/_me",
-        "auth",
-        "getMyCredentials",
-    ),
-    r(
-        Get,
-        "/_me/credentials/:strategy/_exists",
-        "auth",
-        "credentialsExist",
-    ),
-    old(
-        Get,
-        "/credentials/:strategy/_me/_exists",
-        "auth",
-        "credentialsExist",
-    ),
-    r(
-        Post,
-        "/_me/credentials/:strategy/_create",
-        "auth",
-        "createMyCredentials",
-    ),
-    old(
-        Post,
-        "/credentials/:strategy/_me/_create",
-        "auth",
-        "createMyCredentials",
-    ),
-    r(
-        Post,
-        "/_me/credentials/:strategy/_validate",
-        "auth",
-        "validateMyCredentials",
-    ),
-    old(
-        Post,
-        "/credentials/:strategy/_me/_validate",
-        "auth",
-        "validateMyCredentials",
-    ),
-    r(
-        Put,
-        "/_me/credentials/:strategy/_update",
-        "auth",
-        "updateMyCredentials",
-    ),
-    old(
-        Put,
-        "/credentials/:strategy/_me/_update",
-        "auth",
-        "updateMyCredentials",
-    ),
-    r(
-        Delete,
-        "/_me/credentials/:strategy",
-        "auth",
-        "deleteMyCredentials",
-    ),
-    old(
-        Delete,
-        "/credentials/:strategy/_me",
-        "auth",
-        "deleteMyCredentials",
-    ),
+    r(Get, "/_me/credentials/:strategy", "auth", "getMyCredentials"),
+    old(Get, "/credentials/:strategy/_me", "auth", "getMyCredentials"),
+    r(Get, "/_me/credentials/:strategy/_exists", "auth", "credentialsExist"),
+    old(Get, "/credentials/:strategy/_me/_exists", "auth", "credentialsExist"),
+    r(Post, "/_me/credentials/:strategy/_create", "auth", "createMyCredentials"),
+    old(Post, "/credentials/:strategy/_me/_create", "auth", "createMyCredentials"),
+    r(Post, "/_me/credentials/:strategy/_validate", "auth", "validateMyCredentials"),
+    old(Post, "/credentials/:strategy/_me/_validate", "auth", "validateMyCredentials"),
+    r(Put, "/_me/credentials/:strategy/_update", "auth", "updateMyCredentials"),
+    old(Put, "/credentials/:strategy/_me/_update", "auth", "updateMyCredentials"),
+    r(Delete, "/_me/credentials/:strategy", "auth", "deleteMyCredentials"),
+    old(Delete, "/credentials/:strategy/_me", "auth", "deleteMyCredentials"),
     // security: users and their credentials
     r(Post, "/_createFirstAdmin", "security", "createFirstAdmin"),
-    r(
-        Post,
-        "/_createFirstAdmin/:_id",
-        "security",
-        "createFirstAdmin",
-    ),
+    r(Post, "/_createFirstAdmin/:_id", "security", "createFirstAdmin"),
     r(Post, "/users/_create", "security", "createUser"),
     r(Post, "/users/:_id/_create", "security", "createUser"),
     r(Get, "/users/:_id", "security", "getUser"),
     r(Delete, "/users/:_id", "security", "deleteUser"),
     r(Delete, "/users/:_id/tokens", "security", "revokeTokens"),
-    r(
-        Get,
-        "/users/:_id/_strategies",
-        "security",
-        "getUserStrategies",
-    ),
-    r(
-        Post,
-        "/credentials/:strategy/:_id/_create",
-        "security",
-        "createCredentials",
-    ),
-    r(
-        Put,
-        "/credentials/:strategy/:_id/_update",
-        "security",
-        "updateCredentials",
-    ),
-    r(
-        Delete,
-        "/credentials/:strategy/:_id",
-        "security",
-        "deleteCredentials",
-    ),
-    r(
-        Get,
-        "/credentials/:strategy/:_id",
-        "security",
-        "getCredentials",
-    ),
-    r(
-        Get,
-        "/credentials/:strategy/:_id/_byId",
-        "security",
-        "getCredentialsById",
-    ),
-    r(
-        Get,
-        "/credentials/:strategy/:_id/_exists",
-        "security",
-        "hasCredentials",
-    ),
-    r(
-        Post,
-        "/credentials/:strategy/:_id/_validate",
-        "security",
-        "validateCredentials",
-    ),
-    r(
-        Get,
-        "/credentials/:strategy/_fields",
-        "security",
-        "getCredentialFields",
-    ),
-    r(
-        Get,
-        "/credentials/_fields",
-        "security",
-        "getAllCredentialFields",
-    ),
+    r(Get, "/users/:_id/_strategies", "security", "getUserStrategies"),
+    r(Post, "/credentials/:strategy/:_id/_create", "security", "createCredentials"),
+    r(Put, "/credentials/:strategy/:_id/_update", "security", "updateCredentials"),
+    r(Delete, "/credentials/:strategy/:_id", "security", "deleteCredentials"),
+    r(Get, "/credentials/:strategy/:_id", "security", "getCredentials"),
+    r(Get, "/credentials/:strategy/:_id/_byId", "security", "getCredentialsById"),
+    r(Get, "/credentials/:strategy/:_id/_exists", "security", "hasCredentials"),
+    r(Post, "/credentials/:strategy/:_id/_validate", "security", "validateCredentials"),
+    r(Get, "/credentials/:strategy/_fields", "security", "getCredentialFields"),
+    r(Get, "/credentials/_fields", "security", "getAllCredentialFields"),
     // server
     r(Get, "/", "server", "info"),
     r(Get, "/_serverInfo", "server", "info"),
     r(Get, "/_publicApi", "server", "publicApi"),
     r(Get, "/_now", "server", "now"),
+    r(Get, "/_healthcheck", "server", "healthCheck"),
+    r(Get, "/_healthCheck", "server", "healthCheck"),
 ];
 
 /// Finds the route for `verb path`, with its placeholders bound. Among matches, the one with
 /// the most literal segments wins (`/users/_me` over `/users/:_id`).
 pub fn find(verb: Verb, path: &str) -> Option<(&'static Route, Map<String, Value>)> {
     let path = path.trim_end_matches('/');
-    let segments: Vec<&str> = if path.is_empty() {
-        Vec::new()
-    } else {
-        path[1..].split('/').collect()
-    };
+    let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path[1..].split('/').collect() };
     let mut best: Option<(&Route, Map<String, Value>, usize)> = None;
     'routes: for route in ROUTES.iter().filter(|r| r.verb == verb) {
-        let pattern: Vec<&str> = route
-            .path
-            .trim_end_matches('/')
-            .split('/')
-            .skip(1)
-            .collect();
+        let pattern: Vec<&str> = route.path.trim_end_matches('/').split('/').skip(1).collect();
         if pattern.len() != segments.len() {
             continue;
         }
@@ -284,9 +140,7 @@ pub fn find(verb: Verb, path: &str) -> Option<(&'static Route, Map<String, Value
 
 /// Whether some route has this path with another verb (for a 400 unsupported verb vs 404).
 pub fn path_exists(path: &str) -> bool {
-    [Get, Post, Put, Delete]
-        .iter()
-        .any(|v| find(*v, path).is_some())
+    [Get, Post, Put, Delete].iter().any(|v| find(*v, path).is_some())
 }
 
 /// `GET /_publicApi`: every action with its HTTP routes, shaped as the SDK reads it.
@@ -298,13 +152,8 @@ pub fn public_api() -> Value {
             .as_object_mut()
             .expect("object")
             .entry(route.action)
-            .or_insert_with(
-                || json!({ "controller": route.controller, "action": route.action, "http": [] }),
-            );
-        action["http"]
-            .as_array_mut()
-            .expect("array")
-            .push(json!({ "verb": route.verb.name(), "url": route.path }));
+            .or_insert_with(|| json!({ "controller": route.controller, "action": route.action, "http": [] }));
+        action["http"].as_array_mut().expect("array").push(json!({ "verb": route.verb.name(), "url": route.path }));
     }
     Value::Object(api)
 }
@@ -357,34 +206,16 @@ mod tests {
     #[test]
     fn every_route_is_reachable() {
         for route in ROUTES {
-            let path = route
-                .path
-                .replace(":strategy", "local")
-                .replace(":_id", "someone");
-            let (found, _) = find(route.verb, &path)
-                .unwrap_or_else(|| panic!("{} {}", route.verb.name(), route.path));
-            assert_eq!(
-                (found.controller, found.action),
-                (route.controller, route.action),
-                "{}",
-                route.path
-            );
+            let path = route.path.replace(":strategy", "local").replace(":_id", "someone");
+            let (found, _) = find(route.verb, &path).unwrap_or_else(|| panic!("{} {}", route.verb.name(), route.path));
+            assert_eq!((found.controller, found.action), (route.controller, route.action), "{}", route.path);
         }
     }
 
     #[test]
     fn public_api_lists_routes() {
         let api = public_api();
-        assert_eq!(
-            api["auth"]["login"]["http"][0],
-            json!({"verb": "POST", "url": "/_login/:strategy"})
-        );
-        assert_eq!(
-            api["auth"]["getCurrentUser"]["http"]
-                .as_array()
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(api["auth"]["login"]["http"][0], json!({"verb": "POST", "url": "/_login/:strategy"}));
+        assert_eq!(api["auth"]["getCurrentUser"]["http"].as_array().unwrap().len(), 2);
     }
 }

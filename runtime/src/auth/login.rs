@@ -16,10 +16,7 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(_) => {
-            return Err(KError::new(
-                defs::API_ASSERT_INVALID_TYPE,
-                &["body", "object"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"]));
         }
     };
     // The seed's form (`POST /_login`, and a JSON query whose body carries them): strategy
@@ -32,76 +29,43 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         // `POST /_login` without a strategy: "local", as the seed documents.
         (None, None) if req.protocol == Protocol::Http => "local".to_string(),
         (None | Some(Value::Null), None | Some(Value::Null)) => {
-            return Err(KError::new(
-                defs::API_ASSERT_MISSING_ARGUMENT,
-                &["strategy"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"]));
         }
         _ => {
-            return Err(KError::new(
-                defs::API_ASSERT_INVALID_TYPE,
-                &["strategy", "string"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"]));
         }
     };
     let strategy = strategy(ctx, &name)?;
     let settings = ctx.app.tokens.settings();
     let requested = expires_in::requested(req.args.get("expiresIn").or(body_expires.as_ref()));
-    let ttl = expires_in::resolve(
-        requested,
-        settings.default_ttl_ms as f64,
-        settings.max_ttl_ms,
-    )
-    .map_err(|e| match e {
-        TtlError::Invalid => KError::new(
-            defs::API_ASSERT_INVALID_ARGUMENT,
-            &[
-                "expiresIn",
-                "a number of milliseconds, or a parsable timespan string",
-            ],
-        ),
-        TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
-    })?;
+    let ttl =
+        expires_in::resolve(requested, settings.default_ttl_ms as f64, settings.max_ttl_ms).map_err(|e| match e {
+            TtlError::Invalid => KError::new(
+                defs::API_ASSERT_INVALID_ARGUMENT,
+                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
+            ),
+            TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
+        })?;
 
     let query = req
         .args
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "strategy" | "expiresIn" | "cookieAuth" | "jwt"))
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
         .collect();
-    let login = LoginRequest {
-        credentials: Value::Object(body).to_string(),
-        query,
-        client_ip: req.client_ip.clone(),
-    };
+    let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
     let mut overlay = Overlay::default();
-    let kuid = answer(
-        &strategy,
-        ctx.app
-            .sandbox
-            .verify(&strategy, &login, &mut overlay, &req.request_id),
-    )?;
+    let kuid = answer(&strategy, ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id))?;
 
     // Kuzzle trusts its plugins; Sandgate does not: the strategy may only log in users whose
     // credentials were created through it.
     let store_err = |e: crate::store::StoreError| super::internal(&e.to_string());
     if ctx.app.store.get_user(&kuid).map_err(store_err)?.is_none() {
-        return Err(KError::new(
-            defs::PLUGIN_STRATEGY_UNKNOWN_KUID,
-            &[&format!("[plugin] Strategy {name}:")],
-        ));
+        return Err(KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]));
     }
     if !ctx.app.store.is_linked(&name, &kuid).map_err(store_err)? {
         tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user it holds no credentials for");
-        return Err(KError::new(
-            defs::PLUGIN_STRATEGY_FOREIGN_KUID,
-            &[&name, &kuid],
-        ));
+        return Err(KError::new(defs::PLUGIN_STRATEGY_FOREIGN_KUID, &[&name, &kuid]));
     }
     super::commit(ctx, &overlay.changes())?;
     let issued = ctx.app.tokens.issue(&kuid, ttl);

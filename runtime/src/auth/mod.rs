@@ -14,24 +14,15 @@ use std::sync::Arc;
 
 /// The registered strategy named `name`, or 400 `security.credentials.unknown_strategy`.
 pub fn strategy(ctx: &Ctx, name: &str) -> Result<Arc<Strategy>, KError> {
-    ctx.app
-        .sandbox
-        .get(name)
-        .ok_or_else(|| KError::new(defs::SECURITY_CREDENTIALS_UNKNOWN_STRATEGY, &[name]))
+    ctx.app.sandbox.get(name).ok_or_else(|| KError::new(defs::SECURITY_CREDENTIALS_UNKNOWN_STRATEGY, &[name]))
 }
 
 /// The `strategy` argument, required.
 pub fn strategy_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
     match ctx.req.args.get("strategy") {
-        None | Some(serde_json::Value::Null) => Err(KError::new(
-            defs::API_ASSERT_MISSING_ARGUMENT,
-            &["strategy"],
-        )),
+        None | Some(serde_json::Value::Null) => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"])),
         Some(serde_json::Value::String(name)) => strategy(ctx, name),
-        Some(_) => Err(KError::new(
-            defs::API_ASSERT_INVALID_TYPE,
-            &["strategy", "string"],
-        )),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"])),
     }
 }
 
@@ -39,20 +30,15 @@ pub fn strategy_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
 pub fn strategy_error(name: &str, e: StrategyError) -> KError {
     match e {
         StrategyError::Rejected(msg) => {
-            let msg = if msg.is_empty() {
-                format!("Unable to log in using the strategy \"{name}\"")
-            } else {
-                msg
-            };
+            let msg = if msg.is_empty() { format!("Unable to log in using the strategy \"{name}\"") } else { msg };
             KError::new(defs::PLUGIN_STRATEGY_MISSING_USER, &[&msg])
         }
         StrategyError::BadRequest(msg) => KError::new(defs::PLUGIN_STRATEGY_BAD_REQUEST, &[&msg]),
         StrategyError::Conflict(msg) => KError::new(defs::PLUGIN_STRATEGY_PRECONDITION, &[&msg]),
         StrategyError::NotFound(msg) => KError::new(defs::PLUGIN_STRATEGY_NOT_FOUND, &[&msg]),
-        StrategyError::Internal(msg) => KError::new(
-            defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
-            &[&format!("[{name}] {msg}")],
-        ),
+        StrategyError::Internal(msg) => {
+            KError::new(defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR, &[&format!("[{name}] {msg}")])
+        }
     }
 }
 
@@ -61,19 +47,14 @@ pub fn call_error(name: &str, e: CallError) -> KError {
     let what = e.to_string();
     match e {
         CallError::Busy { .. } => KError::new(defs::PLUGIN_SANDBOX_BUSY, &[name, &what]),
-        CallError::InputTooLarge { .. } => {
-            KError::new(defs::PLUGIN_SANDBOX_INPUT_TOO_LARGE, &[name, &what])
-        }
+        CallError::InputTooLarge { .. } => KError::new(defs::PLUGIN_SANDBOX_INPUT_TOO_LARGE, &[name, &what]),
         CallError::Trap(_) => KError::new(defs::PLUGIN_SANDBOX_CRASHED, &[name, &what]),
         _ => KError::new(defs::PLUGIN_SANDBOX_LIMIT_EXCEEDED, &[name, &what]),
     }
 }
 
 /// Flattens a sandbox call's two layers of failure into one Kuzzle error.
-pub fn answer<T>(
-    strategy: &Strategy,
-    outcome: Result<Result<T, StrategyError>, CallError>,
-) -> Result<T, KError> {
+pub fn answer<T>(strategy: &Strategy, outcome: Result<Result<T, StrategyError>, CallError>) -> Result<T, KError> {
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(strategy_error(&strategy.name, e)),
@@ -90,10 +71,7 @@ pub fn public_info(strategy: &Strategy, text: &str) -> Result<serde_json::Value,
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
         _ => Err(KError::new(
             defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
-            &[&format!(
-                "[{}] returned public information that is not a JSON object",
-                strategy.name
-            )],
+            &[&format!("[{}] returned public information that is not a JSON object", strategy.name)],
         )),
     }
 }
@@ -118,12 +96,7 @@ pub fn internal(msg: &str) -> KError {
 pub fn credentials_text(value: Option<&serde_json::Value>, what: &str) -> Result<String, KError> {
     match value {
         Some(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
-        None | Some(serde_json::Value::Null) => {
-            Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]))
-        }
-        Some(_) => Err(KError::new(
-            defs::API_ASSERT_INVALID_TYPE,
-            &[what, "object"],
-        )),
+        None | Some(serde_json::Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[what, "object"])),
     }
 }

@@ -10,12 +10,7 @@ use serde_json::{Value, json};
 
 /// Never a 401 for a bad body token: `{valid: false, state}` (reference §1.3).
 pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
-    let token = ctx
-        .req
-        .body_object()
-        .and_then(|b| b.get("token"))
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty());
+    let token = ctx.req.body_object().and_then(|b| b.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Ok(json!({ "valid": true, "kuid": "-1", "expiresAt": null }).into());
     };
@@ -63,11 +58,7 @@ pub fn get_current_user(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
-    let session = ctx
-        .caller
-        .session
-        .as_ref()
-        .expect("User access implies a session");
+    let session = ctx.caller.session.as_ref().expect("User access implies a session");
     let change = if ctx.req.flag("global") {
         Tokens::revoke_user_change(&session.kuid)
     } else {
@@ -78,56 +69,32 @@ pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
-    let session = ctx
-        .caller
-        .session
-        .as_ref()
-        .expect("User access implies a session");
+    let session = ctx.caller.session.as_ref().expect("User access implies a session");
     if session.expires_at < 0 {
-        return Err(KError::new(
-            defs::SECURITY_TOKEN_REFRESH_FORBIDDEN,
-            &["Token with infinite TTL"],
-        ));
+        return Err(KError::new(defs::SECURITY_TOKEN_REFRESH_FORBIDDEN, &["Token with infinite TTL"]));
     }
     if ctx.app.tokens.is_refreshed(session) {
         return Err(KError::new(defs::SECURITY_TOKEN_INVALID, &[]));
     }
     let settings = ctx.app.tokens.settings();
     let requested = crate::tokens::expires_in::requested(ctx.req.args.get("expiresIn"));
-    let ttl = crate::tokens::expires_in::resolve(
-        requested,
-        settings.default_ttl_ms as f64,
-        settings.max_ttl_ms,
-    )
-    .map_err(|e| match e {
-        crate::tokens::expires_in::TtlError::Invalid => KError::new(
-            defs::API_ASSERT_INVALID_ARGUMENT,
-            &[
-                "expiresIn",
-                "a number of milliseconds, or a parsable timespan string",
-            ],
-        ),
-        crate::tokens::expires_in::TtlError::Exceeded => {
-            KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[])
-        }
-    })?;
+    let ttl = crate::tokens::expires_in::resolve(requested, settings.default_ttl_ms as f64, settings.max_ttl_ms)
+        .map_err(|e| match e {
+            crate::tokens::expires_in::TtlError::Invalid => KError::new(
+                defs::API_ASSERT_INVALID_ARGUMENT,
+                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
+            ),
+            crate::tokens::expires_in::TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
+        })?;
     // The old token stays valid for the grace period (requests already on their way).
-    commit(
-        ctx,
-        &[Tokens::revoke_token_change(
-            session,
-            now_ms() + settings.grace_period_ms,
-        )],
-    )?;
+    commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + settings.grace_period_ms)])?;
     let issued = ctx.app.tokens.issue(&session.kuid, ttl);
     Ok(json!({ "_id": issued.kuid, "jwt": issued.token, "expiresAt": issued.expires_at, "ttl": issued.ttl }).into())
 }
 
 pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
     let hits: Vec<Value> = if ctx.caller.is_admin() {
-        vec![
-            json!({ "controller": "*", "action": "*", "index": "*", "collection": "*", "value": "allowed" }),
-        ]
+        vec![json!({ "controller": "*", "action": "*", "index": "*", "collection": "*", "value": "allowed" })]
     } else {
         crate::actions::ACTIONS
             .iter()
@@ -143,20 +110,13 @@ pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 pub fn update_self(ctx: &Ctx) -> Result<Reply, KError> {
-    let user = ctx
-        .caller
-        .user
-        .as_ref()
-        .expect("User access implies a user");
+    let user = ctx.caller.user.as_ref().expect("User access implies a user");
     let Some(changes) = ctx.req.body_object() else {
         return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
     };
     for forbidden in ["_id", "profileIds", "_kuzzle_info"] {
         if changes.contains_key(forbidden) {
-            return Err(KError::new(
-                defs::API_ASSERT_FORBIDDEN_ARGUMENT,
-                &[&format!("body.{forbidden}")],
-            ));
+            return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &[&format!("body.{forbidden}")]));
         }
     }
     let mut updated = user.clone();

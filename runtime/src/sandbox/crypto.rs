@@ -16,11 +16,7 @@ pub struct Argon2Config {
 
 impl Default for Argon2Config {
     fn default() -> Self {
-        Argon2Config {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Argon2Config { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -35,15 +31,9 @@ impl PasswordHasher {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| format!("argon2 parameters (memory_kib, iterations, parallelism): {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let mut hasher = PasswordHasher {
-            argon2,
-            params,
-            dummy: String::new(),
-        };
+        let mut hasher = PasswordHasher { argon2, params, dummy: String::new() };
         let mut random = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut random)
-            .map_err(|_| "system random failed".to_string())?;
+        SystemRandom::new().fill(&mut random).map_err(|_| "system random failed".to_string())?;
         hasher.dummy = hasher.hash(&String::from_utf8_lossy(&random));
         Ok(hasher)
     }
@@ -53,10 +43,7 @@ impl PasswordHasher {
         let mut salt = [0u8; 16];
         SystemRandom::new().fill(&mut salt).expect("system random");
         let salt = SaltString::encode_b64(&salt).expect("16-byte salt encodes");
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 with validated parameters")
-            .to_string()
+        self.argon2.hash_password(password.as_bytes(), &salt).expect("argon2 with validated parameters").to_string()
     }
 
     /// Checks `password` against a PHC string. The PHC comes from a strategy, so it is not
@@ -78,9 +65,7 @@ impl PasswordHasher {
         {
             return false;
         }
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params).verify_password(password.as_bytes(), &parsed).is_ok()
     }
 
     /// The PHC of a random password, for answering "unknown user" at the cost of a real check.
@@ -94,12 +79,7 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordHasher {
-        PasswordHasher::new(&Argon2Config {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap()
+        PasswordHasher::new(&Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()
     }
 
     #[test]
@@ -115,29 +95,15 @@ mod tests {
 
     #[test]
     fn refuses_costlier_phc_than_configured() {
-        let strong = PasswordHasher::new(&Argon2Config {
-            memory_kib: 128,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
+        let strong = PasswordHasher::new(&Argon2Config { memory_kib: 128, iterations: 1, parallelism: 1 }).unwrap();
         let phc = strong.hash("pw");
         assert!(strong.verify("pw", &phc));
-        assert!(
-            !cheap().verify("pw", &phc),
-            "m=128 exceeds the configured m=64"
-        );
+        assert!(!cheap().verify("pw", &phc), "m=128 exceeds the configured m=64");
     }
 
     #[test]
     fn bad_parameters_are_named() {
-        let err = PasswordHasher::new(&Argon2Config {
-            memory_kib: 1,
-            iterations: 0,
-            parallelism: 1,
-        })
-        .err()
-        .unwrap();
+        let err = PasswordHasher::new(&Argon2Config { memory_kib: 1, iterations: 0, parallelism: 1 }).err().unwrap();
         assert!(err.contains("argon2 parameters"), "{err}");
     }
 }

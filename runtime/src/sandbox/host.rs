@@ -26,15 +26,10 @@ impl Overlay {
         self.writes
             .iter()
             .map(|((strategy, key), value)| match value {
-                Some(value) => crate::store::Change::KvPut {
-                    strategy: strategy.clone(),
-                    key: key.clone(),
-                    value: value.clone(),
-                },
-                None => crate::store::Change::KvDelete {
-                    strategy: strategy.clone(),
-                    key: key.clone(),
-                },
+                Some(value) => {
+                    crate::store::Change::KvPut { strategy: strategy.clone(), key: key.clone(), value: value.clone() }
+                }
+                None => crate::store::Change::KvDelete { strategy: strategy.clone(), key: key.clone() },
             })
             .collect()
     }
@@ -51,14 +46,10 @@ pub enum LimitHit {
 impl std::fmt::Display for LimitHit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LimitHit::HashCalls(n) => write!(
-                f,
-                "more than {n} password hash calls in one call (limits.max_hash_calls)"
-            ),
-            LimitHit::HostCalls(n) => write!(
-                f,
-                "more than {n} host calls in one call (limits.max_host_calls)"
-            ),
+            LimitHit::HashCalls(n) => {
+                write!(f, "more than {n} password hash calls in one call (limits.max_hash_calls)")
+            }
+            LimitHit::HostCalls(n) => write!(f, "more than {n} host calls in one call (limits.max_host_calls)"),
             LimitHit::StorageFailure(e) => write!(f, "storage failure: {e}"),
         }
     }
@@ -89,10 +80,7 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -138,8 +126,7 @@ impl storage::Host for HostState {
             return Ok(value.clone());
         }
         let strategy = self.strategy.clone();
-        self.timed(|s| s.store.kv_get(&strategy, &key))
-            .map_err(|e| LimitHit::StorageFailure(e.to_string()).into())
+        self.timed(|s| s.store.kv_get(&strategy, &key)).map_err(|e| LimitHit::StorageFailure(e.to_string()).into())
     }
 
     fn set(&mut self, key: String, value: String) -> Trappable<Result<(), String>> {
@@ -158,15 +145,9 @@ impl storage::Host for HostState {
             )));
         }
         let strategy = self.strategy.clone();
-        let usage = self
-            .timed(|s| s.store.kv_usage(&strategy))
-            .map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
-        let pending_keys = self
-            .overlay
-            .writes
-            .iter()
-            .filter(|((s, _), v)| **s == *strategy && v.is_some())
-            .count() as u64;
+        let usage = self.timed(|s| s.store.kv_usage(&strategy)).map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
+        let pending_keys =
+            self.overlay.writes.iter().filter(|((s, _), v)| **s == *strategy && v.is_some()).count() as u64;
         let pending_bytes: u64 = self
             .overlay
             .writes
@@ -175,14 +156,9 @@ impl storage::Host for HostState {
             .map(|((_, k), v)| (k.len() + v.as_ref().map_or(0, String::len)) as u64)
             .sum();
         if usage.keys + pending_keys + 1 > self.limits.max_keys {
-            return Ok(Err(format!(
-                "storage is full: {} keys (limits.max_keys)",
-                self.limits.max_keys
-            )));
+            return Ok(Err(format!("storage is full: {} keys (limits.max_keys)", self.limits.max_keys)));
         }
-        if usage.bytes + pending_bytes + (key.len() + value.len()) as u64
-            > self.limits.max_storage_bytes
-        {
+        if usage.bytes + pending_bytes + (key.len() + value.len()) as u64 > self.limits.max_storage_bytes {
             return Ok(Err(format!(
                 "storage is full: {} bytes (limits.max_storage_bytes)",
                 self.limits.max_storage_bytes
@@ -205,13 +181,7 @@ impl storage::Host for HostState {
         let limit = limit.min(10_000);
         let strategy = self.strategy.clone();
         let stored = self
-            .timed(|s| {
-                s.store.kv_list(
-                    &strategy,
-                    &prefix,
-                    limit.saturating_add(s.overlay.writes.len() as u32),
-                )
-            })
+            .timed(|s| s.store.kv_list(&strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32)))
             .map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
         let mut keys: std::collections::BTreeSet<String> = stored.into_iter().collect();
         for ((s, k), v) in &self.overlay.writes {
@@ -247,11 +217,7 @@ impl crypto::Host for HostState {
 
     fn hmac_sha256(&mut self, key: Vec<u8>, data: Vec<u8>) -> Trappable<Vec<u8>> {
         self.count()?;
-        Ok(
-            ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &data)
-                .as_ref()
-                .to_vec(),
-        )
+        Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &data).as_ref().to_vec())
     }
 
     fn hmac_sha1(&mut self, key: Vec<u8>, data: Vec<u8>) -> Trappable<Vec<u8>> {
@@ -262,18 +228,12 @@ impl crypto::Host for HostState {
 
     fn hmac_sha512(&mut self, key: Vec<u8>, data: Vec<u8>) -> Trappable<Vec<u8>> {
         self.count()?;
-        Ok(
-            ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, &key), &data)
-                .as_ref()
-                .to_vec(),
-        )
+        Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, &key), &data).as_ref().to_vec())
     }
 
     fn sha256(&mut self, data: Vec<u8>) -> Trappable<Vec<u8>> {
         self.count()?;
-        Ok(ring::digest::digest(&ring::digest::SHA256, &data)
-            .as_ref()
-            .to_vec())
+        Ok(ring::digest::digest(&ring::digest::SHA256, &data).as_ref().to_vec())
     }
 
     fn random_bytes(&mut self, len: u32) -> Trappable<Vec<u8>> {

@@ -70,10 +70,7 @@ impl Limits {
             ("limits.max_key_bytes", self.max_key_bytes as u64),
             ("limits.max_value_bytes", self.max_value_bytes as u64),
             ("limits.max_host_calls", self.max_host_calls as u64),
-            (
-                "limits.max_concurrent_calls",
-                self.max_concurrent_calls as u64,
-            ),
+            ("limits.max_concurrent_calls", self.max_concurrent_calls as u64),
             ("limits.pool_instances", self.pool_instances as u64),
         ];
         for (key, value) in positive {

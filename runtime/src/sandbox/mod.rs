@@ -23,8 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimitsBuilder, Trap,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx};
@@ -72,30 +71,19 @@ pub enum CallError {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Cpu { budget_ms } => write!(
-                f,
-                "exceeded its CPU budget of {budget_ms} ms (limits.cpu_ms)"
-            ),
-            CallError::Memory { cap_bytes } => write!(
-                f,
-                "exceeded its memory cap of {cap_bytes} bytes (limits.memory_bytes)"
-            ),
+            CallError::Cpu { budget_ms } => write!(f, "exceeded its CPU budget of {budget_ms} ms (limits.cpu_ms)"),
+            CallError::Memory { cap_bytes } => {
+                write!(f, "exceeded its memory cap of {cap_bytes} bytes (limits.memory_bytes)")
+            }
             CallError::Stack => write!(f, "overflowed its stack (limits.stack_bytes)"),
             CallError::Limit(what) => write!(f, "was stopped: {what}"),
             CallError::ReturnTooLarge { cap_bytes } => {
-                write!(
-                    f,
-                    "returned more than {cap_bytes} bytes (limits.max_return_bytes)"
-                )
+                write!(f, "returned more than {cap_bytes} bytes (limits.max_return_bytes)")
             }
-            CallError::InputTooLarge { cap_bytes } => write!(
-                f,
-                "input exceeds {cap_bytes} bytes (limits.max_input_bytes)"
-            ),
-            CallError::Busy { cap } => write!(
-                f,
-                "has {cap} calls in flight already (limits.max_concurrent_calls)"
-            ),
+            CallError::InputTooLarge { cap_bytes } => {
+                write!(f, "input exceeds {cap_bytes} bytes (limits.max_input_bytes)")
+            }
+            CallError::Busy { cap } => write!(f, "has {cap} calls in flight already (limits.max_concurrent_calls)"),
             CallError::Trap(msg) => write!(f, "crashed: {msg}"),
         }
     }
@@ -109,6 +97,16 @@ pub struct Sandbox {
     store: Arc<dyn crate::store::Store>,
     cache_dir: PathBuf,
     strategies: RwLock<HashMap<String, Arc<Strategy>>>,
+    stats: Stats,
+}
+
+/// Process-wide counters (the per-strategy metrics build on these).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Strategy calls started.
+    pub calls: std::sync::atomic::AtomicU64,
+    /// Password hashes and checks the host computed for strategies.
+    pub hash_calls: std::sync::atomic::AtomicU64,
 }
 
 impl Sandbox {
@@ -134,7 +132,12 @@ impl Sandbox {
             store,
             cache_dir,
             strategies: RwLock::new(HashMap::new()),
+            stats: Stats::default(),
         })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     pub fn limits(&self) -> &Limits {
@@ -142,22 +145,13 @@ impl Sandbox {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Strategy>> {
-        self.strategies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.strategies.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
     /// Registered strategy names, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .strategies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> =
+            self.strategies.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         names.sort();
         names
     }
@@ -165,18 +159,12 @@ impl Sandbox {
     /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.
     pub fn install(&self, strategy: Strategy) -> Arc<Strategy> {
         let strategy = Arc::new(strategy);
-        self.strategies
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(strategy.name.clone(), strategy.clone());
+        self.strategies.write().unwrap_or_else(|p| p.into_inner()).insert(strategy.name.clone(), strategy.clone());
         strategy
     }
 
     pub fn remove(&self, name: &str) -> Option<Arc<Strategy>> {
-        self.strategies
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
+        self.strategies.write().unwrap_or_else(|p| p.into_inner()).remove(name)
     }
 
     fn new_state(&self, strategy: &Strategy, overlay: Overlay, request_id: &str) -> HostState {
@@ -184,10 +172,7 @@ impl Sandbox {
         let mut wasi = WasiCtx::builder();
         // Nothing: no preopened directory, no environment, no arguments, no network; stdin is
         // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash.
-        wasi.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .stderr(stderr.clone());
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).stderr(stderr.clone());
         HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -223,17 +208,11 @@ impl Sandbox {
         strategy: &Strategy,
         overlay: &mut Overlay,
         request_id: &str,
-        f: impl FnOnce(
-            &bindings::Strategy,
-            &mut wasmtime::Store<HostState>,
-        ) -> wasmtime::Result<Result<R, StrategyError>>,
+        f: impl FnOnce(&bindings::Strategy, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, StrategyError>>,
     ) -> Result<Result<R, StrategyError>, CallError> {
         let limits = strategy.limits.clone();
         let _slot = InFlight::enter(&strategy.in_flight, limits.max_concurrent_calls)?;
-        let mut store = wasmtime::Store::new(
-            &self.engine,
-            self.new_state(strategy, overlay.clone(), request_id),
-        );
+        let mut store = wasmtime::Store::new(&self.engine, self.new_state(strategy, overlay.clone(), request_id));
         store.limiter(|s| &mut s.limiter);
         let budget = limits.cpu_ms;
         store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
@@ -249,10 +228,9 @@ impl Sandbox {
                 Ok(UpdateDeadline::Continue(ticks(budget - guest)))
             }
         });
-        let outcome = strategy
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store));
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = strategy.pre.instantiate(&mut store).and_then(|instance| f(&instance, &mut store));
+        self.stats.hash_calls.fetch_add(store.data().hash_calls as u64, Ordering::Relaxed);
         match outcome {
             Ok(answer) => {
                 if answer.is_ok() {
@@ -272,9 +250,7 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(&req.credentials)?;
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator().call_verify(st, req)
-        })?;
+        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))?;
         self.check_output(out)
     }
 
@@ -289,8 +265,7 @@ impl Sandbox {
     ) -> Result<Result<(), StrategyError>, CallError> {
         self.check_input(creds)?;
         self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator()
-                .call_validate(st, kuid, creds, is_update)
+            i.sandgate_strategy_authenticator().call_validate(st, kuid, creds, is_update)
         })
     }
 
@@ -303,10 +278,8 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(creds)?;
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator()
-                .call_create(st, kuid, creds)
-        })?;
+        let out =
+            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))?;
         self.check_output(out)
     }
 
@@ -319,10 +292,8 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(creds)?;
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator()
-                .call_update(st, kuid, creds)
-        })?;
+        let out =
+            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))?;
         self.check_output(out)
     }
 
@@ -333,23 +304,12 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<(), StrategyError>, CallError> {
-        self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator().call_delete(st, kuid)
-        })
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_delete(st, kuid))
     }
 
-    pub fn exists(
-        &self,
-        s: &Strategy,
-        kuid: &str,
-        overlay: &mut Overlay,
-        rid: &str,
-    ) -> Result<bool, CallError> {
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator()
-                .call_exists(st, kuid)
-                .map(Ok)
-        })?;
+    pub fn exists(&self, s: &Strategy, kuid: &str, overlay: &mut Overlay, rid: &str) -> Result<bool, CallError> {
+        let out =
+            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
         Ok(out.unwrap_or(false))
     }
 
@@ -360,9 +320,7 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator().call_get_info(st, kuid)
-        })?;
+        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))?;
         self.check_output(out)
     }
 
@@ -373,25 +331,18 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        let out = self.call(s, overlay, rid, |i, st| {
-            i.sandgate_strategy_authenticator().call_get_by_id(st, id)
-        })?;
+        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))?;
         self.check_output(out)
     }
 
     fn check_input(&self, input: &str) -> Result<(), CallError> {
         if input.len() > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge {
-                cap_bytes: self.limits.max_input_bytes,
-            });
+            return Err(CallError::InputTooLarge { cap_bytes: self.limits.max_input_bytes });
         }
         Ok(())
     }
 
-    fn check_output(
-        &self,
-        out: Result<String, StrategyError>,
-    ) -> Result<Result<String, StrategyError>, CallError> {
+    fn check_output(&self, out: Result<String, StrategyError>) -> Result<Result<String, StrategyError>, CallError> {
         let cap = self.limits.max_return_bytes;
         let len = match &out {
             Ok(s) => s.len(),
@@ -403,11 +354,7 @@ impl Sandbox {
                 | StrategyError::Internal(s),
             ) => s.len(),
         };
-        if len > cap {
-            Err(CallError::ReturnTooLarge { cap_bytes: cap })
-        } else {
-            Ok(out)
-        }
+        if len > cap { Err(CallError::ReturnTooLarge { cap_bytes: cap }) } else { Ok(out) }
     }
 }
 
@@ -471,48 +418,29 @@ fn engine_config(limits: &Limits) -> Config {
 }
 
 /// Turns a wasmtime error into what the caller is told.
-fn classify(
-    err: wasmtime::Error,
-    store: &wasmtime::Store<HostState>,
-    limits: &Limits,
-) -> CallError {
+fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &Limits) -> CallError {
     if let Some(hit) = err.downcast_ref::<LimitHit>() {
         return CallError::Limit(hit.to_string());
     }
-    let stderr = String::from_utf8_lossy(&store.data().stderr.contents())
-        .trim()
-        .to_string();
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Cpu {
-            budget_ms: limits.cpu_ms,
-        },
+        Some(Trap::Interrupt) => CallError::Cpu { budget_ms: limits.cpu_ms },
         Some(Trap::StackOverflow) => CallError::Stack,
-        _ if format!("{err:#}").contains("forcing trap when growing memory") => CallError::Memory {
-            cap_bytes: limits.memory_bytes,
-        },
-        _ if stderr.contains("memory allocation of") => CallError::Memory {
-            cap_bytes: limits.memory_bytes,
-        },
+        _ if format!("{err:#}").contains("forcing trap when growing memory") => {
+            CallError::Memory { cap_bytes: limits.memory_bytes }
+        }
+        _ if stderr.contains("memory allocation of") => CallError::Memory { cap_bytes: limits.memory_bytes },
         Some(trap) if stderr.is_empty() => CallError::Trap(trap.to_string()),
-        _ if stderr.is_empty() => CallError::Trap(
-            format!("{err:#}")
-                .lines()
-                .next()
-                .unwrap_or("unknown error")
-                .to_string(),
-        ),
+        _ if stderr.is_empty() => {
+            CallError::Trap(format!("{err:#}").lines().next().unwrap_or("unknown error").to_string())
+        }
         _ => CallError::Trap(stderr),
     }
 }
 
 impl Sandbox {
     /// Compiles (or loads from the cache) and links a component, checking it is a strategy.
-    pub fn prepare(
-        &self,
-        name: &str,
-        wasm: &[u8],
-        config: &str,
-    ) -> Result<Strategy, registry::UploadError> {
+    pub fn prepare(&self, name: &str, wasm: &[u8], config: &str) -> Result<Strategy, registry::UploadError> {
         registry::prepare(self, name, wasm, config)
     }
 

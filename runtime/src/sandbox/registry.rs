@@ -25,9 +25,7 @@ pub const NAME_RULE: &str = "a strategy name is 1 to 64 characters among a-z, 0-
 
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Checks what the bytes are before handing them to the compiler.
@@ -41,9 +39,7 @@ fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
                 "this is WebAssembly text (WAT), not a binary: compile it to a component (.wasm) first",
             ));
         }
-        return Err(refuse(
-            "not a WebAssembly binary (it does not start with \"\\0asm\")",
-        ));
+        return Err(refuse("not a WebAssembly binary (it does not start with \"\\0asm\")"));
     }
     match <[u8; 4]>::try_from(&wasm[4..8]).unwrap() {
         COMPONENT => Ok(()),
@@ -51,9 +47,7 @@ fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
             "this is a core WebAssembly module, not a component: build with `--target wasm32-wasip2`, \
              or wrap it with `wasm-tools component new`",
         )),
-        other => Err(refuse(format!(
-            "unknown WebAssembly version/layer {other:02x?}"
-        ))),
+        other => Err(refuse(format!("unknown WebAssembly version/layer {other:02x?}"))),
     }
 }
 
@@ -66,14 +60,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// for the engine settings and wasmtime version that made them.
 fn artifact_path(sandbox: &Sandbox, hash: &str) -> PathBuf {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    sandbox
-        .engine()
-        .precompile_compatibility_hash()
-        .hash(&mut h);
+    sandbox.engine().precompile_compatibility_hash().hash(&mut h);
     env!("CARGO_PKG_VERSION").hash(&mut h);
-    sandbox
-        .cache_dir()
-        .join(format!("{hash}-{:016x}.cwasm", h.finish()))
+    sandbox.cache_dir().join(format!("{hash}-{:016x}.cwasm", h.finish()))
 }
 
 /// Compiles `wasm`, or loads its cached artifact. Only files this server wrote are loaded
@@ -90,16 +79,11 @@ fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Component, UploadE
             }
         }
     }
-    let component = sandbox
-        .compile(wasm)
-        .map_err(|e| refuse(format!("invalid component: {}", root_cause(&e))))?;
+    let component = sandbox.compile(wasm).map_err(|e| refuse(format!("invalid component: {}", root_cause(&e))))?;
     if let Ok(bytes) = component.serialize() {
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .is_err()
-        {
+        if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), "could not cache the compiled strategy");
         }
@@ -108,29 +92,15 @@ fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Component, UploadE
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain()
-        .last()
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| e.to_string())
+    e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
 }
 
-pub(super) fn prepare(
-    sandbox: &Sandbox,
-    name: &str,
-    wasm: &[u8],
-    config: &str,
-) -> Result<Strategy, UploadError> {
+pub(super) fn prepare(sandbox: &Sandbox, name: &str, wasm: &[u8], config: &str) -> Result<Strategy, UploadError> {
     if !valid_name(name) {
-        return Err(refuse(format!(
-            "invalid strategy name {name:?}: {NAME_RULE}"
-        )));
+        return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
     }
-    let config_value: serde_json::Value = serde_json::from_str(if config.trim().is_empty() {
-        "{}"
-    } else {
-        config
-    })
-    .map_err(|e| refuse(format!("invalid strategy config: {e}")))?;
+    let config_value: serde_json::Value = serde_json::from_str(if config.trim().is_empty() { "{}" } else { config })
+        .map_err(|e| refuse(format!("invalid strategy config: {e}")))?;
     if !config_value.is_object() {
         return Err(refuse("invalid strategy config: it must be a JSON object"));
     }
@@ -149,7 +119,9 @@ pub(super) fn prepare(
         }
     })?;
     let pre = StrategyPre::new(instance_pre).map_err(|e| {
-        refuse(format!("the component does not export `sandgate:strategy/authenticator@0.1.0` as Sandgate expects: {e:#}"))
+        refuse(format!(
+            "the component does not export `sandgate:strategy/authenticator@0.1.0` as Sandgate expects: {e:#}"
+        ))
     })?;
     let mut strategy = Strategy {
         name: name.to_string(),
@@ -165,14 +137,8 @@ pub(super) fn prepare(
     // One real call before accepting it: it must instantiate and answer under the limits.
     let mut overlay = super::Overlay::default();
     let fields = sandbox
-        .call(&strategy, &mut overlay, "upload", |i, st| {
-            i.sandgate_strategy_authenticator().call_fields(st).map(Ok)
-        })
-        .map_err(|e| {
-            refuse(format!(
-                "the strategy failed its first call (fields): it {e}"
-            ))
-        })?;
+        .call(&strategy, &mut overlay, "upload", |i, st| i.sandgate_strategy_authenticator().call_fields(st).map(Ok))
+        .map_err(|e| refuse(format!("the strategy failed its first call (fields): it {e}")))?;
     strategy.fields = fields.unwrap_or_default();
     Ok(strategy)
 }
@@ -194,24 +160,9 @@ mod tests {
     #[test]
     fn headers() {
         assert!(check_header(b"\0asm\x0d\x00\x01\x00rest").is_ok());
-        assert!(
-            check_header(b"\0asm\x01\x00\x00\x00rest")
-                .unwrap_err()
-                .0
-                .contains("core WebAssembly module")
-        );
+        assert!(check_header(b"\0asm\x01\x00\x00\x00rest").unwrap_err().0.contains("core WebAssembly module"));
         assert!(check_header(b"(component)").unwrap_err().0.contains("WAT"));
-        assert!(
-            check_header(b"hello world")
-                .unwrap_err()
-                .0
-                .contains("not a WebAssembly binary")
-        );
-        assert!(
-            check_header(b"")
-                .unwrap_err()
-                .0
-                .contains("not a WebAssembly binary")
-        );
+        assert!(check_header(b"hello world").unwrap_err().0.contains("not a WebAssembly binary"));
+        assert!(check_header(b"").unwrap_err().0.contains("not a WebAssembly binary"));
     }
 }

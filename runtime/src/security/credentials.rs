@@ -12,18 +12,11 @@ use crate::store::Change;
 use serde_json::{Map, Value, json};
 
 fn target_kuid<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
-    ctx.req
-        .id_arg()
-        .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))
+    ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))
 }
 
 fn existing_user(ctx: &Ctx, kuid: &str) -> Result<(), KError> {
-    match ctx
-        .app
-        .store
-        .get_user(kuid)
-        .map_err(|e| internal(&e.to_string()))?
-    {
+    match ctx.app.store.get_user(kuid).map_err(|e| internal(&e.to_string()))? {
         Some(_) => Ok(()),
         None => Err(KError::new(defs::SECURITY_USER_NOT_FOUND, &[kuid])),
     }
@@ -35,22 +28,11 @@ pub fn do_create(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let rid = &ctx.req.request_id;
     let mut overlay = Overlay::default();
-    answer(
-        s,
-        ctx.app
-            .sandbox
-            .validate(s, kuid, &creds, false, &mut overlay, rid),
-    )?;
-    let info = answer(
-        s,
-        ctx.app.sandbox.create(s, kuid, &creds, &mut overlay, rid),
-    )?;
+    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, rid))?;
+    let info = answer(s, ctx.app.sandbox.create(s, kuid, &creds, &mut overlay, rid))?;
     let info = public_info(s, &info)?;
     let mut changes = overlay.changes();
-    changes.push(Change::Link {
-        strategy: s.name.clone(),
-        kuid: kuid.to_string(),
-    });
+    changes.push(Change::Link { strategy: s.name.clone(), kuid: kuid.to_string() });
     commit(ctx, &changes)?;
     Ok(info)
 }
@@ -59,16 +41,8 @@ pub fn do_update(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let rid = &ctx.req.request_id;
     let mut overlay = Overlay::default();
-    answer(
-        s,
-        ctx.app
-            .sandbox
-            .validate(s, kuid, &creds, true, &mut overlay, rid),
-    )?;
-    let info = answer(
-        s,
-        ctx.app.sandbox.update(s, kuid, &creds, &mut overlay, rid),
-    )?;
+    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, true, &mut overlay, rid))?;
+    let info = answer(s, ctx.app.sandbox.update(s, kuid, &creds, &mut overlay, rid))?;
     let info = public_info(s, &info)?;
     commit(ctx, &overlay.changes())?;
     Ok(info)
@@ -76,17 +50,9 @@ pub fn do_update(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
 
 pub fn do_delete(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let mut overlay = Overlay::default();
-    answer(
-        s,
-        ctx.app
-            .sandbox
-            .delete(s, kuid, &mut overlay, &ctx.req.request_id),
-    )?;
+    answer(s, ctx.app.sandbox.delete(s, kuid, &mut overlay, &ctx.req.request_id))?;
     let mut changes = overlay.changes();
-    changes.push(Change::Unlink {
-        strategy: s.name.clone(),
-        kuid: kuid.to_string(),
-    });
+    changes.push(Change::Unlink { strategy: s.name.clone(), kuid: kuid.to_string() });
     commit(ctx, &changes)?;
     Ok(json!({ "acknowledged": true }))
 }
@@ -94,12 +60,7 @@ pub fn do_delete(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
 pub fn do_validate(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let mut overlay = Overlay::default();
-    answer(
-        s,
-        ctx.app
-            .sandbox
-            .validate(s, kuid, &creds, false, &mut overlay, &ctx.req.request_id),
-    )?;
+    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, &ctx.req.request_id))?;
     Ok(json!(true))
 }
 
@@ -115,12 +76,7 @@ pub fn do_exists(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
 
 pub fn do_get(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let mut overlay = Overlay::default();
-    let info = answer(
-        s,
-        ctx.app
-            .sandbox
-            .get_info(s, kuid, &mut overlay, &ctx.req.request_id),
-    )?;
+    let info = answer(s, ctx.app.sandbox.get_info(s, kuid, &mut overlay, &ctx.req.request_id))?;
     public_info(s, &info)
 }
 
@@ -154,12 +110,7 @@ pub fn get_by_id(ctx: &Ctx) -> Result<Reply, KError> {
     let s = strategy_arg(ctx)?;
     let id = target_kuid(ctx)?;
     let mut overlay = Overlay::default();
-    let info = answer(
-        &s,
-        ctx.app
-            .sandbox
-            .get_by_id(&s, id, &mut overlay, &ctx.req.request_id),
-    )?;
+    let info = answer(&s, ctx.app.sandbox.get_by_id(&s, id, &mut overlay, &ctx.req.request_id))?;
     public_info(&s, &info).map(Reply::new)
 }
 

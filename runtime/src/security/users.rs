@@ -15,20 +15,11 @@ use serde_json::{Map, Value, json};
 /// A kuid when the caller gives none: 128 random bits, uuid-shaped.
 fn new_kuid() -> String {
     let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .expect("system random");
+    ring::rand::SystemRandom::new().fill(&mut b).expect("system random");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn object_field<'a>(
@@ -39,10 +30,7 @@ fn object_field<'a>(
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(KError::new(
-            defs::API_ASSERT_INVALID_TYPE,
-            &[what, "object"],
-        )),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[what, "object"])),
     }
 }
 
@@ -56,21 +44,9 @@ fn create_with_credentials(
     credentials: Option<&Map<String, Value>>,
     first_admin: bool,
 ) -> Result<Reply, KError> {
-    let user = User {
-        kuid: kuid.clone(),
-        content,
-    };
-    let mut changes = vec![Change::InsertUser {
-        user: user.clone(),
-        first_admin,
-    }];
-    if ctx
-        .app
-        .store
-        .get_user(&kuid)
-        .map_err(|e| internal(&e.to_string()))?
-        .is_some()
-    {
+    let user = User { kuid: kuid.clone(), content };
+    let mut changes = vec![Change::InsertUser { user: user.clone(), first_admin }];
+    if ctx.app.store.get_user(&kuid).map_err(|e| internal(&e.to_string()))?.is_some() {
         return Err(KError::new(defs::SECURITY_USER_ALREADY_EXISTS, &[&kuid]));
     }
     let mut overlay = Overlay::default();
@@ -78,39 +54,17 @@ fn create_with_credentials(
     for (name, creds) in credentials.into_iter().flatten() {
         let s = strategy(ctx, name)?;
         let Value::Object(_) = creds else {
-            return Err(KError::new(
-                defs::API_ASSERT_INVALID_TYPE,
-                &[&format!("body.credentials.{name}"), "object"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("body.credentials.{name}"), "object"]));
         };
         // Leftover credentials for a kuid that has no user: refuse rather than adopt them.
-        if ctx
-            .app
-            .sandbox
-            .exists(&s, &kuid, &mut overlay, rid)
-            .map_err(|e| crate::auth::call_error(name, e))?
-        {
-            return Err(KError::new(
-                defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY,
-                &[&kuid],
-            ));
+        if ctx.app.sandbox.exists(&s, &kuid, &mut overlay, rid).map_err(|e| crate::auth::call_error(name, e))? {
+            return Err(KError::new(defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY, &[&kuid]));
         }
         let text = creds.to_string();
-        answer(
-            &s,
-            ctx.app
-                .sandbox
-                .validate(&s, &kuid, &text, false, &mut overlay, rid),
-        )?;
-        let info = answer(
-            &s,
-            ctx.app.sandbox.create(&s, &kuid, &text, &mut overlay, rid),
-        )?;
+        answer(&s, ctx.app.sandbox.validate(&s, &kuid, &text, false, &mut overlay, rid))?;
+        let info = answer(&s, ctx.app.sandbox.create(&s, &kuid, &text, &mut overlay, rid))?;
         public_info(&s, &info)?;
-        changes.push(Change::Link {
-            strategy: name.clone(),
-            kuid: kuid.clone(),
-        });
+        changes.push(Change::Link { strategy: name.clone(), kuid: kuid.clone() });
     }
     changes.extend(overlay.changes());
     commit(ctx, &changes)?;
@@ -118,43 +72,24 @@ fn create_with_credentials(
 }
 
 fn kuzzle_info(ctx: &Ctx) -> Value {
-    let author = ctx
-        .caller
-        .user
-        .as_ref()
-        .map(|u| Value::String(u.kuid.clone()))
-        .unwrap_or(Value::Null);
+    let author = ctx.caller.user.as_ref().map(|u| Value::String(u.kuid.clone())).unwrap_or(Value::Null);
     json!({ "author": author, "createdAt": now_ms(), "updatedAt": null, "updater": null })
 }
 
 pub fn create_first_admin(ctx: &Ctx) -> Result<Reply, KError> {
-    if ctx
-        .app
-        .store
-        .admin_exists()
-        .map_err(|e| internal(&e.to_string()))?
-    {
+    if ctx.app.store.admin_exists().map_err(|e| internal(&e.to_string()))? {
         return Err(KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]));
     }
     let empty = Map::new();
     let body = ctx.req.body_object().unwrap_or(&empty);
-    let mut content = object_field(body, "content", "body.content")?
-        .cloned()
-        .unwrap_or_default();
+    let mut content = object_field(body, "content", "body.content")?.cloned().unwrap_or_default();
     if content.contains_key("profileIds") {
-        return Err(KError::new(
-            defs::API_ASSERT_FORBIDDEN_ARGUMENT,
-            &["body.content.profileIds"],
-        ));
+        return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &["body.content.profileIds"]));
     }
     content.insert("profileIds".into(), json!(["admin"]));
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
-    let kuid = ctx
-        .req
-        .id_arg()
-        .map(str::to_string)
-        .unwrap_or_else(new_kuid);
+    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
     create_with_credentials(ctx, kuid, content, credentials, true)
 }
 
@@ -168,25 +103,15 @@ pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
     match content.get("profileIds") {
         Some(Value::Array(ids)) if !ids.is_empty() && ids.iter().all(Value::is_string) => {}
         None => {
-            return Err(KError::new(
-                defs::API_ASSERT_MISSING_ARGUMENT,
-                &["body.content.profileIds"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content.profileIds"]));
         }
         Some(_) => {
-            return Err(KError::new(
-                defs::API_ASSERT_INVALID_TYPE,
-                &["body.content.profileIds", "string[]"],
-            ));
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.content.profileIds", "string[]"]));
         }
     }
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
-    let kuid = ctx
-        .req
-        .id_arg()
-        .map(str::to_string)
-        .unwrap_or_else(new_kuid);
+    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
     if kuid == "-1" {
         return Err(KError::new(
             defs::API_ASSERT_INVALID_ARGUMENT,
@@ -197,10 +122,7 @@ pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 fn load(ctx: &Ctx) -> Result<User, KError> {
-    let kuid = ctx
-        .req
-        .id_arg()
-        .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))?;
+    let kuid = ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))?;
     ctx.app
         .store
         .get_user(kuid)
@@ -214,11 +136,7 @@ pub fn get_user(ctx: &Ctx) -> Result<Reply, KError> {
 
 pub fn get_user_strategies(ctx: &Ctx) -> Result<Reply, KError> {
     let user = load(ctx)?;
-    let linked = ctx
-        .app
-        .store
-        .linked_strategies(&user.kuid)
-        .map_err(|e| internal(&e.to_string()))?;
+    let linked = ctx.app.store.linked_strategies(&user.kuid).map_err(|e| internal(&e.to_string()))?;
     Ok(json!(linked).into())
 }
 
@@ -226,19 +144,9 @@ pub fn get_user_strategies(ctx: &Ctx) -> Result<Reply, KError> {
 pub fn delete_user(ctx: &Ctx) -> Result<Reply, KError> {
     let user = load(ctx)?;
     let mut overlay = Overlay::default();
-    for name in ctx
-        .app
-        .store
-        .linked_strategies(&user.kuid)
-        .map_err(|e| internal(&e.to_string()))?
-    {
+    for name in ctx.app.store.linked_strategies(&user.kuid).map_err(|e| internal(&e.to_string()))? {
         if let Some(s) = ctx.app.sandbox.get(&name) {
-            answer(
-                &s,
-                ctx.app
-                    .sandbox
-                    .delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id),
-            )?;
+            answer(&s, ctx.app.sandbox.delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id))?;
         }
     }
     let mut changes = overlay.changes();

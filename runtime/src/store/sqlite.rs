@@ -71,18 +71,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl Sqlite {
     /// Opens (creating if needed) `dir/sandgate.db` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("sandgate.db");
         let mut writer = Connection::open(&path).map_err(backend)?;
-        let mode: String = writer
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(backend)?;
+        let mode: String =
+            writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(backend)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(backend(format!(
-                "could not enable WAL on {} (got {mode})",
-                path.display()
-            )));
+            return Err(backend(format!("could not enable WAL on {} (got {mode})", path.display())));
         }
         configure(&writer).map_err(backend)?;
         migrate(&mut writer)?;
@@ -97,19 +92,12 @@ impl Sqlite {
                 Ok(Mutex::new(c))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Sqlite {
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
-        })
+        Ok(Sqlite { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
     }
 
     /// The schema version in force (the number of migrations applied).
     pub fn schema_version(&self) -> Result<usize> {
-        self.read(|c| {
-            c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-                .map(|v| v as usize)
-        })
+        self.read(|c| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map(|v| v as usize))
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -126,9 +114,7 @@ impl Sqlite {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(backend)?;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
     if current as usize > MIGRATIONS.len() {
         return Err(backend(format!(
             "the database schema is version {current}, newer than this Sandgate knows ({}); refusing to touch it",
@@ -137,19 +123,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute_batch(sql)
-            .map_err(|e| backend(format!("migration {}: {e}", i + 1)))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(backend)?;
+        tx.execute_batch(sql).map_err(|e| backend(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
     Ok(())
 }
 
 fn decode_user(kuid: String, content: String) -> rusqlite::Result<User> {
-    let content: Map<String, Value> = serde_json::from_str(&content).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let content: Map<String, Value> = serde_json::from_str(&content)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
     Ok(User { kuid, content })
 }
 
@@ -164,26 +147,22 @@ impl Store for Sqlite {
 
     fn admin_exists(&self) -> Result<bool> {
         self.read(|c| {
-            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)")?
-                .query_row([], |r| r.get(0))
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)")?.query_row([], |r| r.get(0))
         })
     }
 
     fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT strategy FROM credential_links WHERE kuid = ?1 ORDER BY strategy",
-            )?;
+            let mut stmt =
+                c.prepare_cached("SELECT strategy FROM credential_links WHERE kuid = ?1 ORDER BY strategy")?;
             stmt.query_map([kuid], |r| r.get(0))?.collect()
         })
     }
 
     fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM credential_links WHERE strategy = ?1 AND kuid = ?2)",
-            )?
-            .query_row([strategy, kuid], |r| r.get(0))
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM credential_links WHERE strategy = ?1 AND kuid = ?2)")?
+                .query_row([strategy, kuid], |r| r.get(0))
         })
     }
 
@@ -210,15 +189,15 @@ impl Store for Sqlite {
             c.prepare_cached(
                 "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM strategy_kv WHERE strategy = ?1",
             )?
-            .query_row([strategy], |r| Ok(KvUsage { keys: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }))
+            .query_row([strategy], |r| {
+                Ok(KvUsage { keys: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 })
+            })
         })
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {
         self.read(|c| {
-            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))
-                .optional()
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()
         })
     }
 
@@ -226,11 +205,8 @@ impl Store for Sqlite {
         // Rows for tokens that have expired anyway are useless: drop them on the way.
         {
             let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            conn.execute(
-                "DELETE FROM revoked_tokens WHERE expires_ms IS NOT NULL AND expires_ms < ?1",
-                [now_ms],
-            )
-            .map_err(backend)?;
+            conn.execute("DELETE FROM revoked_tokens WHERE expires_ms IS NOT NULL AND expires_ms < ?1", [now_ms])
+                .map_err(backend)?;
         }
         self.read(|c| {
             let tokens = c
@@ -250,9 +226,7 @@ impl Store for Sqlite {
             return Ok(());
         }
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
         for change in changes {
             apply(&tx, change)?;
         }
@@ -265,11 +239,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
         Change::InsertUser { user, first_admin } => {
             if *first_admin {
                 let exists: bool = tx
-                    .query_row(
-                        "SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)",
-                        [],
-                        |r| r.get(0),
-                    )
+                    .query_row("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)", [], |r| r.get(0))
                     .map_err(backend)?;
                 if exists {
                     return Err(StoreError::AdminExists);
@@ -295,30 +265,18 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
             .map_err(backend)?;
         }
         Change::DeleteUser(kuid) => {
-            tx.execute("DELETE FROM users WHERE kuid = ?1", [kuid])
-                .map_err(backend)?;
-            tx.execute("DELETE FROM credential_links WHERE kuid = ?1", [kuid])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM users WHERE kuid = ?1", [kuid]).map_err(backend)?;
+            tx.execute("DELETE FROM credential_links WHERE kuid = ?1", [kuid]).map_err(backend)?;
         }
         Change::Link { strategy, kuid } => {
-            tx.execute(
-                "INSERT OR IGNORE INTO credential_links (strategy, kuid) VALUES (?1, ?2)",
-                [strategy, kuid],
-            )
-            .map_err(backend)?;
+            tx.execute("INSERT OR IGNORE INTO credential_links (strategy, kuid) VALUES (?1, ?2)", [strategy, kuid])
+                .map_err(backend)?;
         }
         Change::Unlink { strategy, kuid } => {
-            tx.execute(
-                "DELETE FROM credential_links WHERE strategy = ?1 AND kuid = ?2",
-                [strategy, kuid],
-            )
-            .map_err(backend)?;
+            tx.execute("DELETE FROM credential_links WHERE strategy = ?1 AND kuid = ?2", [strategy, kuid])
+                .map_err(backend)?;
         }
-        Change::KvPut {
-            strategy,
-            key,
-            value,
-        } => {
+        Change::KvPut { strategy, key, value } => {
             tx.execute(
                 "INSERT INTO strategy_kv (strategy, key, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value",
@@ -327,17 +285,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
             .map_err(backend)?;
         }
         Change::KvDelete { strategy, key } => {
-            tx.execute(
-                "DELETE FROM strategy_kv WHERE strategy = ?1 AND key = ?2",
-                [strategy, key],
-            )
-            .map_err(backend)?;
+            tx.execute("DELETE FROM strategy_kv WHERE strategy = ?1 AND key = ?2", [strategy, key]).map_err(backend)?;
         }
-        Change::RevokeToken {
-            jti,
-            void_from_ms,
-            expires_ms,
-        } => {
+        Change::RevokeToken { jti, void_from_ms, expires_ms } => {
             tx.execute(
                 "INSERT INTO revoked_tokens (jti, void_from_ms, expires_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(jti) DO UPDATE SET void_from_ms = min(void_from_ms, excluded.void_from_ms)",
@@ -354,8 +304,11 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
             .map_err(backend)?;
         }
         Change::SetMeta { key, value } => {
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
-                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(backend)?;
         }
     }
     Ok(())
@@ -367,13 +320,7 @@ mod tests {
     use serde_json::json;
 
     fn user(kuid: &str, profiles: &[&str]) -> User {
-        User {
-            kuid: kuid.into(),
-            content: json!({ "profileIds": profiles })
-                .as_object()
-                .unwrap()
-                .clone(),
-        }
+        User { kuid: kuid.into(), content: json!({ "profileIds": profiles }).as_object().unwrap().clone() }
     }
 
     #[test]
@@ -381,44 +328,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
         assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len());
-        db.commit(&[Change::InsertUser {
-            user: user("a", &["admin"]),
-            first_admin: true,
-        }])
-        .unwrap();
+        db.commit(&[Change::InsertUser { user: user("a", &["admin"]), first_admin: true }]).unwrap();
         drop(db);
         let db = Sqlite::open(dir.path()).unwrap();
         assert!(db.admin_exists().unwrap());
-        assert_eq!(
-            db.get_user("a").unwrap().unwrap().profile_ids(),
-            vec!["admin"]
-        );
+        assert_eq!(db.get_user("a").unwrap().unwrap().profile_ids(), vec!["admin"]);
     }
 
     #[test]
     fn a_failed_batch_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
-        db.commit(&[Change::InsertUser {
-            user: user("a", &["default"]),
-            first_admin: false,
-        }])
-        .unwrap();
+        db.commit(&[Change::InsertUser { user: user("a", &["default"]), first_admin: false }]).unwrap();
         let err = db
             .commit(&[
-                Change::KvPut {
-                    strategy: "local".into(),
-                    key: "user:x".into(),
-                    value: "{}".into(),
-                },
-                Change::Link {
-                    strategy: "local".into(),
-                    kuid: "a".into(),
-                },
-                Change::InsertUser {
-                    user: user("a", &["default"]),
-                    first_admin: false,
-                },
+                Change::KvPut { strategy: "local".into(), key: "user:x".into(), value: "{}".into() },
+                Change::Link { strategy: "local".into(), kuid: "a".into() },
+                Change::InsertUser { user: user("a", &["default"]), first_admin: false },
             ])
             .unwrap_err();
         assert!(matches!(err, StoreError::UserExists(k) if k == "a"));
@@ -430,48 +356,20 @@ mod tests {
     fn storage_is_namespaced_and_listed_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
-        let put = |s: &str, k: &str| Change::KvPut {
-            strategy: s.into(),
-            key: k.into(),
-            value: "v".into(),
-        };
-        db.commit(&[
-            put("a", "user:1"),
-            put("a", "user:2"),
-            put("a", "other"),
-            put("b", "user:3"),
-        ])
-        .unwrap();
-        assert_eq!(
-            db.kv_list("a", "user:", 10).unwrap(),
-            vec!["user:1", "user:2"]
-        );
+        let put = |s: &str, k: &str| Change::KvPut { strategy: s.into(), key: k.into(), value: "v".into() };
+        db.commit(&[put("a", "user:1"), put("a", "user:2"), put("a", "other"), put("b", "user:3")]).unwrap();
+        assert_eq!(db.kv_list("a", "user:", 10).unwrap(), vec!["user:1", "user:2"]);
         assert_eq!(db.kv_list("a", "user:", 1).unwrap(), vec!["user:1"]);
         assert_eq!(db.kv_get("b", "user:1").unwrap(), None);
-        assert_eq!(
-            db.kv_usage("a").unwrap(),
-            KvUsage {
-                keys: 3,
-                bytes: 6 + 6 + 5 + 3
-            }
-        );
+        assert_eq!(db.kv_usage("a").unwrap(), KvUsage { keys: 3, bytes: 6 + 6 + 5 + 3 });
     }
 
     #[test]
     fn first_admin_only_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
-        db.commit(&[Change::InsertUser {
-            user: user("a", &["admin"]),
-            first_admin: true,
-        }])
-        .unwrap();
-        let err = db
-            .commit(&[Change::InsertUser {
-                user: user("b", &["admin"]),
-                first_admin: true,
-            }])
-            .unwrap_err();
+        db.commit(&[Change::InsertUser { user: user("a", &["admin"]), first_admin: true }]).unwrap();
+        let err = db.commit(&[Change::InsertUser { user: user("b", &["admin"]), first_admin: true }]).unwrap_err();
         assert!(matches!(err, StoreError::AdminExists));
     }
 }

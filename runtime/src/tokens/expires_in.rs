@@ -164,10 +164,7 @@ mod tests {
         }
         let long = "1".repeat(101);
         assert_eq!(parse_ms(&long), None, "101-char string");
-        assert!(
-            parse_ms(&"1".repeat(100)).is_some(),
-            "100 characters are still parsed"
-        );
+        assert!(parse_ms(&"1".repeat(100)).is_some(), "100 characters are still parsed");
     }
 
     #[test]
@@ -183,17 +180,10 @@ mod tests {
         ] {
             for unit in units.split(' ') {
                 assert_eq!(parse_ms(&format!("2{unit}")), Some(2.0 * factor), "2{unit}");
-                assert_eq!(
-                    parse_ms(&format!("2 {}", unit.to_uppercase())),
-                    Some(2.0 * factor)
-                );
+                assert_eq!(parse_ms(&format!("2 {}", unit.to_uppercase())), Some(2.0 * factor));
             }
         }
-        assert_eq!(
-            parse_ms("1\th"),
-            None,
-            "only spaces separate number and unit"
-        );
+        assert_eq!(parse_ms("1\th"), None, "only spaces separate number and unit");
     }
 
     #[test]
@@ -205,11 +195,7 @@ mod tests {
         assert_eq!(requested(Some(&json!(60000))), Requested::Ms(60000.0));
         assert_eq!(requested(Some(&json!("60000"))), Requested::Ms(60000.0));
         assert_eq!(requested(Some(&json!("2h"))), Requested::Ms(7_200_000.0));
-        assert_eq!(
-            requested(Some(&json!("0"))),
-            Requested::Ms(0.0),
-            "the string \"0\" is truthy"
-        );
+        assert_eq!(requested(Some(&json!("0"))), Requested::Ms(0.0), "the string \"0\" is truthy");
         for v in [json!(true), json!({}), json!([1]), json!("soon")] {
             assert_eq!(requested(Some(&v)), Requested::Invalid, "{v}");
         }
@@ -220,23 +206,11 @@ mod tests {
         let d = 3_600_000.0;
         assert_eq!(resolve(Requested::Default, d, -1), Ok(Ttl::Ms(3_600_000)));
         assert_eq!(resolve(Requested::Ms(-1.0), d, -1), Ok(Ttl::Infinite));
-        assert_eq!(
-            resolve(Requested::Ms(-1.0), d, 10_000),
-            Err(TtlError::Exceeded)
-        );
-        assert_eq!(
-            resolve(Requested::Ms(10_001.0), d, 10_000),
-            Err(TtlError::Exceeded)
-        );
-        assert_eq!(
-            resolve(Requested::Ms(10_000.0), d, 10_000),
-            Ok(Ttl::Ms(10_000))
-        );
+        assert_eq!(resolve(Requested::Ms(-1.0), d, 10_000), Err(TtlError::Exceeded));
+        assert_eq!(resolve(Requested::Ms(10_001.0), d, 10_000), Err(TtlError::Exceeded));
+        assert_eq!(resolve(Requested::Ms(10_000.0), d, 10_000), Ok(Ttl::Ms(10_000)));
         assert_eq!(resolve(Requested::Ms(0.0), d, -1), Err(TtlError::Invalid));
-        assert_eq!(
-            resolve(Requested::Ms(-5000.0), d, -1),
-            Err(TtlError::Invalid)
-        );
+        assert_eq!(resolve(Requested::Ms(-5000.0), d, -1), Err(TtlError::Invalid));
         assert_eq!(resolve(Requested::Invalid, d, -1), Err(TtlError::Invalid));
         assert_eq!(resolve(Requested::Ms(1500.5), d, -1), Ok(Ttl::Ms(1501)));
     }

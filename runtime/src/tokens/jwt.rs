@@ -77,16 +77,8 @@ pub struct Jwt {
 
 impl Jwt {
     pub fn new(alg: Algorithm, secret: &[u8]) -> Self {
-        let header = serde_json::to_vec(&Header {
-            alg: alg.name(),
-            typ: "JWT",
-        })
-        .expect("static header");
-        Jwt {
-            alg,
-            key: hmac::Key::new(alg.ring(), secret),
-            header_b64: B64.encode(header),
-        }
+        let header = serde_json::to_vec(&Header { alg: alg.name(), typ: "JWT" }).expect("static header");
+        Jwt { alg, key: hmac::Key::new(alg.ring(), secret), header_b64: B64.encode(header) }
     }
 
     /// The full token, prefix included.
@@ -101,21 +93,17 @@ impl Jwt {
     pub fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
         let jwt = token.strip_prefix(PREFIX).ok_or(VerifyError::Invalid)?;
         let mut parts = jwt.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(VerifyError::Invalid);
         };
         let header_bytes = B64.decode(h).map_err(|_| VerifyError::Invalid)?;
-        let header: Header =
-            serde_json::from_slice(&header_bytes).map_err(|_| VerifyError::Invalid)?;
+        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| VerifyError::Invalid)?;
         if header.alg != self.alg.name() {
             return Err(VerifyError::Invalid);
         }
         let sig = B64.decode(s).map_err(|_| VerifyError::Invalid)?;
         let signing_input = &jwt[..h.len() + 1 + p.len()];
-        hmac::verify(&self.key, signing_input.as_bytes(), &sig)
-            .map_err(|_| VerifyError::Invalid)?;
+        hmac::verify(&self.key, signing_input.as_bytes(), &sig).map_err(|_| VerifyError::Invalid)?;
         let payload = B64.decode(p).map_err(|_| VerifyError::Invalid)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| VerifyError::Invalid)?;
         if claims.kuid.is_empty() {
@@ -133,12 +121,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: Option<i64>) -> Claims {
-        Claims {
-            kuid: "alice".into(),
-            iat: 1_000,
-            exp,
-            jti: "1000000-abc".into(),
-        }
+        Claims { kuid: "alice".into(), iat: 1_000, exp, jti: "1000000-abc".into() }
     }
 
     #[test]
@@ -157,28 +140,14 @@ mod tests {
     fn refuses_forgeries() {
         let jwt = Jwt::new(Algorithm::HS256, b"secret");
         let token = jwt.sign(&claims(None));
-        assert_eq!(
-            jwt.verify(&token, i64::MAX),
-            Ok(claims(None)),
-            "no exp: never expires"
-        );
+        assert_eq!(jwt.verify(&token, i64::MAX), Ok(claims(None)), "no exp: never expires");
         // Wrong key, missing prefix, other algorithm, alg none, tampered payload.
-        assert_eq!(
-            Jwt::new(Algorithm::HS256, b"other").verify(&token, 0),
-            Err(VerifyError::Invalid)
-        );
-        assert_eq!(
-            jwt.verify(&token["kauth-".len()..], 0),
-            Err(VerifyError::Invalid)
-        );
+        assert_eq!(Jwt::new(Algorithm::HS256, b"other").verify(&token, 0), Err(VerifyError::Invalid));
+        assert_eq!(jwt.verify(&token["kauth-".len()..], 0), Err(VerifyError::Invalid));
         let hs512 = Jwt::new(Algorithm::HS512, b"secret").sign(&claims(None));
         assert_eq!(jwt.verify(&hs512, 0), Err(VerifyError::Invalid));
         let parts: Vec<&str> = token["kauth-".len()..].split('.').collect();
-        let none = format!(
-            "kauth-{}.{}.",
-            B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-            parts[1]
-        );
+        let none = format!("kauth-{}.{}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
         assert_eq!(jwt.verify(&none, 0), Err(VerifyError::Invalid));
         let admin = B64.encode(r#"{"_id":"admin","iat":1000,"jti":"x"}"#);
         let tampered = format!("kauth-{}.{}.{}", parts[0], admin, parts[2]);

@@ -22,10 +22,7 @@ pub use expires_in::Ttl;
 pub use jwt::{Algorithm, Claims, Jwt, VerifyError};
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Token settings, resolved from the configuration.
@@ -77,11 +74,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// Loads the revocation state from the store.
-    pub fn new(
-        settings: TokenSettings,
-        secret: &[u8],
-        store: &dyn Store,
-    ) -> crate::store::Result<Self> {
+    pub fn new(settings: TokenSettings, secret: &[u8], store: &dyn Store) -> crate::store::Result<Self> {
         let saved = store.revocations(now_ms())?;
         let state = RevocationState {
             tokens: saved.tokens.into_iter().map(|(j, t, _)| (j, t)).collect(),
@@ -103,53 +96,27 @@ impl Tokens {
     /// login right after a global logout is not void at birth.
     pub fn issue(&self, kuid: &str, ttl: Ttl) -> Issued {
         let mut issued_ms = now_ms();
-        if let Some(cutoff) = self
-            .revoked
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .users
-            .get(kuid)
-        {
+        if let Some(cutoff) = self.revoked.read().unwrap_or_else(|p| p.into_inner()).users.get(kuid) {
             issued_ms = issued_ms.max(cutoff + 1);
         }
         let mut random = [0u8; 12];
         self.rng.fill(&mut random).expect("system random");
-        let jti = format!(
-            "{issued_ms}-{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
-        );
+        let jti = format!("{issued_ms}-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random));
         let (exp, expires_at, ttl_ms) = match ttl {
             Ttl::Infinite => (None, -1, -1),
             // Rounded up: the token never dies before the `expiresAt` we announce.
-            Ttl::Ms(ms) => (
-                Some((issued_ms + ms + 999).div_euclid(1000)),
-                issued_ms + ms,
-                ms,
-            ),
+            Ttl::Ms(ms) => (Some((issued_ms + ms + 999).div_euclid(1000)), issued_ms + ms, ms),
         };
-        let claims = Claims {
-            kuid: kuid.to_string(),
-            iat: issued_ms.div_euclid(1000),
-            exp,
-            jti,
-        };
-        Issued {
-            kuid: kuid.to_string(),
-            token: self.jwt.sign(&claims),
-            expires_at,
-            ttl: ttl_ms,
-        }
+        let claims = Claims { kuid: kuid.to_string(), iat: issued_ms.div_euclid(1000), exp, jti };
+        Issued { kuid: kuid.to_string(), token: self.jwt.sign(&claims), expires_at, ttl: ttl_ms }
     }
 
     /// Checks signature, expiry and revocation. In memory only.
     pub fn check(&self, token: &str) -> Result<Session, VerifyError> {
         let now = now_ms();
         let claims = self.jwt.verify(token, now.div_euclid(1000))?;
-        let issued_ms = claims
-            .jti
-            .split_once('-')
-            .and_then(|(ms, _)| ms.parse::<i64>().ok())
-            .ok_or(VerifyError::Invalid)?;
+        let issued_ms =
+            claims.jti.split_once('-').and_then(|(ms, _)| ms.parse::<i64>().ok()).ok_or(VerifyError::Invalid)?;
         let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
         if let Some(void_from) = state.tokens.get(&claims.jti) {
             if now >= *void_from {
@@ -162,44 +129,24 @@ impl Tokens {
             }
         }
         let expires_at = claims.exp.map_or(-1, |exp| exp * 1000);
-        Ok(Session {
-            kuid: claims.kuid,
-            jti: claims.jti,
-            issued_ms,
-            expires_at,
-        })
+        Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at })
     }
 
     /// Whether this token was already refreshed (a second refresh is refused).
     pub fn is_refreshed(&self, session: &Session) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .tokens
-            .contains_key(&session.jti)
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).tokens.contains_key(&session.jti)
     }
 
     /// The change that voids one token from `void_from_ms`. Apply it with [`Tokens::apply`]
     /// once the store has committed it.
     pub fn revoke_token_change(session: &Session, void_from_ms: i64) -> Change {
-        let expires_ms = if session.expires_at < 0 {
-            None
-        } else {
-            Some(session.expires_at + 1000)
-        };
-        Change::RevokeToken {
-            jti: session.jti.clone(),
-            void_from_ms,
-            expires_ms,
-        }
+        let expires_ms = if session.expires_at < 0 { None } else { Some(session.expires_at + 1000) };
+        Change::RevokeToken { jti: session.jti.clone(), void_from_ms, expires_ms }
     }
 
     /// The change that voids every token of `kuid` issued until now.
     pub fn revoke_user_change(kuid: &str) -> Change {
-        Change::RevokeUser {
-            kuid: kuid.to_string(),
-            cutoff_ms: now_ms(),
-        }
+        Change::RevokeUser { kuid: kuid.to_string(), cutoff_ms: now_ms() }
     }
 
     /// Mirrors committed revocation changes in memory.
@@ -207,9 +154,7 @@ impl Tokens {
         let mut state = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         for change in changes {
             match change {
-                Change::RevokeToken {
-                    jti, void_from_ms, ..
-                } => {
+                Change::RevokeToken { jti, void_from_ms, .. } => {
                     let entry = state.tokens.entry(jti.clone()).or_insert(*void_from_ms);
                     *entry = (*entry).min(*void_from_ms);
                 }

@@ -10,8 +10,7 @@
 //! - `kuid:<kuid>`     → `"<username>"` (the reverse index, for update/delete/getInfo)
 
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, rejected,
-    store, to_json,
+    LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, rejected, store, to_json,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -70,9 +69,7 @@ fn no_credentials(kuid: &str) -> sandgate_strategy::StrategyError {
 /// Fails when `username` already belongs to someone other than `kuid`.
 fn ensure_free(username: &str, kuid: &str) -> Result<()> {
     match account(username)? {
-        Some(existing) if existing.kuid != kuid => {
-            Err(conflict(format!("Login \"{username}\" is already used.")))
-        }
+        Some(existing) if existing.kuid != kuid => Err(conflict(format!("Login \"{username}\" is already used."))),
         _ => Ok(()),
     }
 }
@@ -91,19 +88,11 @@ impl Strategy for Local {
     fn verify(req: LoginRequest) -> Result<String> {
         // Like passport-local: credentials from the body, else from the query arguments.
         let body = object(&req.credentials).unwrap_or_default();
-        let from_body = (
-            body.get("username").and_then(Value::as_str),
-            body.get("password").and_then(Value::as_str),
-        );
+        let from_body = (body.get("username").and_then(Value::as_str), body.get("password").and_then(Value::as_str));
         let (username, password) = match from_body {
             (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
             _ => {
-                let arg = |k: &str| {
-                    req.query
-                        .iter()
-                        .find(|(key, _)| key == k)
-                        .map(|(_, v)| v.clone())
-                };
+                let arg = |k: &str| req.query.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
                 match (arg("username"), arg("password")) {
                     (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => (u, p),
                     _ => return Err(rejected("Missing credentials")),
@@ -155,21 +144,13 @@ impl Strategy for Local {
     fn create(kuid: String, credentials: String) -> Result<String> {
         Self::validate(kuid.clone(), credentials.clone(), false)?;
         if username_of(&kuid)?.is_some() {
-            return Err(conflict(format!(
-                "A strategy already exists for user \"{kuid}\"."
-            )));
+            return Err(conflict(format!("A strategy already exists for user \"{kuid}\".")));
         }
         let creds = object(&credentials)?;
         let username = string_field(&creds, "username")?.unwrap_or_default();
         let password = string_field(&creds, "password")?.unwrap_or_default();
         let hash = crypto::hash_password(password);
-        store::set_json(
-            &user_key(username),
-            &Account {
-                kuid: kuid.clone(),
-                hash,
-            },
-        )?;
+        store::set_json(&user_key(username), &Account { kuid: kuid.clone(), hash })?;
         store::set_json(&kuid_key(&kuid), &username)?;
         info(username, &kuid)
     }
@@ -178,28 +159,16 @@ impl Strategy for Local {
         Self::validate(kuid.clone(), credentials.clone(), true)?;
         let current = username_of(&kuid)?.ok_or_else(|| no_credentials(&kuid))?;
         let creds = object(&credentials)?;
-        let username = string_field(&creds, "username")?
-            .unwrap_or(&current)
-            .to_string();
+        let username = string_field(&creds, "username")?.unwrap_or(&current).to_string();
         let hash = match string_field(&creds, "password")? {
             Some(password) => crypto::hash_password(password),
-            None => {
-                account(&current)?
-                    .ok_or_else(|| no_credentials(&kuid))?
-                    .hash
-            }
+            None => account(&current)?.ok_or_else(|| no_credentials(&kuid))?.hash,
         };
         if username != current {
             // A new login name is a new document; the old one goes (as the Kuzzle plugin does).
             store::delete(&user_key(&current));
         }
-        store::set_json(
-            &user_key(&username),
-            &Account {
-                kuid: kuid.clone(),
-                hash,
-            },
-        )?;
+        store::set_json(&user_key(&username), &Account { kuid: kuid.clone(), hash })?;
         store::set_json(&kuid_key(&kuid), &username)?;
         info(&username, &kuid)
     }
@@ -221,8 +190,7 @@ impl Strategy for Local {
     }
 
     fn get_by_id(id: String) -> Result<String> {
-        let acc = account(&id)?
-            .ok_or_else(|| conflict(format!("No credentials found for username \"{id}\".")))?;
+        let acc = account(&id)?.ok_or_else(|| conflict(format!("No credentials found for username \"{id}\".")))?;
         info(&id, &acc.kuid)
     }
 }
