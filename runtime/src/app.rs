@@ -19,6 +19,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sandbox: Sandbox,
     pub tokens: Tokens,
+    pub throttle: crate::auth::throttle::Throttle,
     /// This node's name in responses (`node`).
     pub node: String,
 }
@@ -41,7 +42,13 @@ impl App {
         let mut id = [0u8; 4];
         ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
         let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        Ok(Arc::new(App { config, store, sandbox, tokens, node }))
+        let throttle = crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms);
+        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, node }))
+    }
+
+    /// A long-lived connection closed: drop what was kept about it.
+    pub fn forget_connection(&self, id: u64) {
+        self.throttle.forget_connection(id);
     }
 }
 

@@ -2,6 +2,7 @@
 //! from the command line or environment, and defaults for everything else. An unknown key or a
 //! bad value stops start-up with a message naming it.
 
+use crate::auth::throttle::LoginLimits;
 use crate::sandbox::{Argon2Config, limits::Limits};
 use crate::tokens::{Algorithm, TokenSettings, expires_in};
 use serde::Deserialize;
@@ -38,6 +39,8 @@ pub struct ServerSection {
     pub max_body_bytes: Option<usize>,
     /// Where compiled strategies are cached; default `<data_dir>/compiled`.
     pub cache_dir: Option<PathBuf>,
+    /// Allow `cookieAuth` (Kuzzle's `http.cookieAuthentication`); default true.
+    pub cookie_auth: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -71,6 +74,7 @@ pub struct FileConfig {
     pub tokens: TokensSection,
     pub limits: Limits,
     pub argon2: Argon2Config,
+    pub login: LoginLimits,
 }
 
 /// Everything start-up needs, resolved and checked.
@@ -80,10 +84,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_body_bytes: usize,
+    pub cookie_auth: bool,
     pub secret: Option<String>,
     pub tokens: TokenSettings,
     pub limits: Limits,
     pub argon2: Argon2Config,
+    pub login: LoginLimits,
+    /// `login.lockout` in milliseconds.
+    pub lockout_ms: i64,
 }
 
 /// What the command line / environment said (highest precedence).
@@ -139,6 +147,10 @@ impl Config {
         }
         file.limits.validate()?;
         crate::sandbox::PasswordHasher::new(&file.argon2).map(|_| ()).map_err(|e| format!("argon2: {e}"))?;
+        let lockout = file.login.lockout.millis("login.lockout")?;
+        if lockout < 0.0 {
+            return Err("login.lockout: must not be negative".into());
+        }
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
         if max_body_bytes == 0 {
             return Err("server.max_body_bytes: must be greater than 0".into());
@@ -148,6 +160,7 @@ impl Config {
             data_dir,
             cache_dir,
             max_body_bytes,
+            cookie_auth: file.server.cookie_auth.unwrap_or(true),
             secret: t.secret.clone(),
             tokens: TokenSettings {
                 algorithm,
@@ -157,6 +170,8 @@ impl Config {
             },
             limits: file.limits,
             argon2: file.argon2,
+            login: file.login,
+            lockout_ms: lockout as i64,
         })
     }
 }

@@ -25,7 +25,7 @@ fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
     if req.action.is_empty() {
         return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["action"]));
     }
-    let caller = authenticate(app, req.jwt.as_deref())?;
+    let caller = caller(app, req)?;
     let Some(action) = actions::find(&req.controller, &req.action) else {
         return Err(if actions::ACTIONS.iter().any(|a| a.controller == req.controller) {
             KError::new(defs::API_PROCESS_ACTION_NOT_FOUND, &[&req.controller, &req.action])
@@ -45,6 +45,30 @@ fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
         });
     }
     (action.handler)(&Ctx { app, req, caller })
+}
+
+/// Who is calling: the token comes from the request (header, query or JSON), or from the
+/// `authToken` cookie, never both. In cookie mode, login and checkToken run anonymously and
+/// logout tolerates a dead cookie (it only has to clear it).
+fn caller(app: &App, req: &Request) -> Result<Caller, KError> {
+    let token = match (&req.jwt, &req.cookie_token) {
+        (Some(_), Some(_)) => {
+            return Err(KError::new(
+                defs::SECURITY_TOKEN_VERIFICATION_ERROR,
+                &["Both token and cookie are present, could not decide which one to use"],
+            ));
+        }
+        (Some(t), None) | (None, Some(t)) => Some(t.as_str()),
+        (None, None) => None,
+    };
+    if req.controller == "auth" && crate::auth::cookie::requested(req, app.config.cookie_auth)? {
+        match req.action.as_str() {
+            "login" | "checkToken" => return Ok(Caller { user: None, session: None }),
+            "logout" => return Ok(authenticate(app, token).unwrap_or(Caller { user: None, session: None })),
+            _ => {}
+        }
+    }
+    authenticate(app, token)
 }
 
 /// No token: anonymous. A token that fails (bad, revoked, expired, or whose user is gone)

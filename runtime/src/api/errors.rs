@@ -260,6 +260,13 @@ pub mod defs {
     };
     pub const PLUGIN_SANDBOX_INVALID_COMPONENT: Def =
         Def { id: "plugin.sandbox.invalid_component", status: 400, code: sandgate(4, 64, 4), template: "%s" };
+    /// Sandgate: an account name is locked after repeated failed logins.
+    pub const SECURITY_CREDENTIALS_TOO_MANY_FAILURES: Def = Def {
+        id: "security.credentials.too_many_failures",
+        status: 429,
+        code: sandgate(7, 2, 100),
+        template: "Too many failed login attempts for this account: try again in %s seconds.",
+    };
     /// Sandgate: the store failed (disk full, database locked for too long…).
     pub const CORE_STORE_FAILURE: Def = Def {
         id: "core.store.unexpected_error",

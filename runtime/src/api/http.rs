@@ -110,6 +110,9 @@ where
     B: Buf,
 {
     let fail = |e: KError| Response::bare_error(request_id.clone(), e);
+    if path.trim_end_matches('/') == "/_query" && *method == Method::POST {
+        return read_query(app, headers, addr, body, request_id).await;
+    }
     let verb = Verb::parse(method.as_str())
         .ok_or_else(|| fail(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])))?;
     let Some((route, mut args)) = routes::find(verb, path) else {
@@ -155,6 +158,44 @@ where
         protocol: Protocol::Http,
         connection_id: next_connection_id(),
         client_ip: addr.map(|a| a.ip().to_string()),
+        cookie_token: cookie(headers, "authToken"),
+    })
+}
+
+/// `POST /_query`: the body is one request in Kuzzle's JSON query format.
+async fn read_query<S, B>(
+    app: &App,
+    headers: &HeaderMap,
+    addr: Option<SocketAddr>,
+    body: S,
+    request_id: String,
+) -> Result<Request, Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let fail = |e: KError| Response::bare_error(request_id.clone(), e);
+    let bytes = read_body(body, headers, app.config.max_body_bytes).await.map_err(fail)?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| fail(KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()])))?;
+    let mut req = Request::from_json(value, Protocol::Query, next_connection_id(), addr.map(|a| a.ip().to_string()))
+        .map_err(|(id, e)| Response::bare_error(if id.is_empty() { request_id.clone() } else { id }, e))?;
+    if req.jwt.is_none() {
+        if let Some(auth) = header(headers, "authorization") {
+            if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+                req.jwt = Some(auth[7..].trim().to_string());
+            }
+        }
+    }
+    req.cookie_token = cookie(headers, "authToken");
+    Ok(req)
+}
+
+/// A cookie's value; `authToken=null` (what logout sets) counts as none.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name && !v.is_empty() && v != "null").then(|| v.to_string())
     })
 }
 

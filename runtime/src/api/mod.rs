@@ -6,11 +6,12 @@ pub mod errors;
 pub mod http;
 pub mod request;
 pub mod routes;
+pub mod ws;
 
 use crate::app::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use warp::Filter;
+use warp::{Filter, Reply};
 
 /// Serves HTTP on `listener` until `shutdown` resolves.
 pub async fn serve(
@@ -18,7 +19,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let routes = http::filter(app);
+    let ws_app = app.clone();
+    let websocket = warp::path::end().and(warp::ws()).and(warp::addr::remote()).map(
+        move |ws: warp::ws::Ws, addr: Option<SocketAddr>| {
+            let app = ws_app.clone();
+            let max = app.config.max_body_bytes;
+            ws.max_message_size(max)
+                .max_frame_size(max)
+                .on_upgrade(move |socket| ws::serve(app, socket, addr.map(|a| a.ip().to_string())))
+                .into_response()
+        },
+    );
+    let routes = websocket.or(http::filter(app)).unify();
     warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
 }
 
@@ -26,6 +38,3 @@ pub async fn serve(
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
-
-#[allow(unused_imports)]
-use Filter as _;

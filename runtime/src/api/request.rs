@@ -6,7 +6,11 @@ use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// A REST route: arguments come from the URL and query string (strings only).
     Http,
+    /// A JSON query (Kuzzle's "other protocols" format) sent to `POST /_query`.
+    Query,
+    /// A JSON query on a WebSocket: responses carry `room`.
     WebSocket,
 }
 
@@ -24,9 +28,67 @@ pub struct Request {
     /// Identifies the network connection (one per HTTP request, one per WebSocket).
     pub connection_id: u64,
     pub client_ip: Option<String>,
+    /// The `authToken` cookie (HTTP only), for `cookieAuth` mode.
+    pub cookie_token: Option<String>,
 }
 
 impl Request {
+    /// Builds a request from Kuzzle's JSON query format: `controller`, `action`, `requestId`,
+    /// `jwt`, `volatile`, `body` are typed; every other top-level key is an argument.
+    pub fn from_json(
+        value: Value,
+        protocol: Protocol,
+        connection_id: u64,
+        client_ip: Option<String>,
+    ) -> Result<Request, (String, KError)> {
+        use super::errors::defs;
+        let Value::Object(mut map) = value else {
+            return Err((String::new(), KError::new(defs::API_ASSERT_INVALID_TYPE, &["request", "object"])));
+        };
+        let request_id = match map.remove("requestId") {
+            Some(Value::String(id)) if !id.is_empty() => id,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => super::http::new_request_id(),
+        };
+        let fail =
+            |arg: &str, ty: &str| Err((request_id.clone(), KError::new(defs::API_ASSERT_INVALID_TYPE, &[arg, ty])));
+        let text = |v: Option<Value>| match v {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(()),
+        };
+        let Ok(controller) = text(map.remove("controller")) else { return fail("controller", "string") };
+        let Ok(action) = text(map.remove("action")) else { return fail("action", "string") };
+        let jwt = match map.remove("jwt") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => Some(t),
+            Some(_) => return fail("jwt", "string"),
+        };
+        let body = match map.remove("body") {
+            None | Some(Value::Null) => None,
+            Some(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
+            Some(_) => return fail("body", "object"),
+        };
+        let volatile = match map.remove("volatile") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v),
+            Some(_) => return fail("volatile", "object"),
+        };
+        Ok(Request {
+            controller,
+            action,
+            args: map,
+            body,
+            jwt,
+            volatile,
+            request_id,
+            protocol,
+            connection_id,
+            client_ip,
+            cookie_token: None,
+        })
+    }
+
     pub fn arg_str(&self, name: &str) -> Option<&str> {
         self.args.get(name).and_then(Value::as_str)
     }

@@ -36,6 +36,7 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         }
     };
     let strategy = strategy(ctx, &name)?;
+    let cookie_mode = super::cookie::requested(req, ctx.app.config.cookie_auth)?;
     let settings = ctx.app.tokens.settings();
     let requested = expires_in::requested(req.args.get("expiresIn").or(body_expires.as_ref()));
     let ttl =
@@ -47,6 +48,18 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
             TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
         })?;
 
+    // Throttling: logins per second on this connection, and the per-account soft lock.
+    if req.protocol == Protocol::WebSocket {
+        ctx.app.throttle.connection(req.connection_id)?;
+    }
+    let account = ["username", "kuid"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_str).or_else(|| req.arg_str(k)))
+        .map(|name| format!("{}:{name}", strategy.name));
+    if let Some(account) = &account {
+        ctx.app.throttle.check(account)?;
+    }
+
     let query = req
         .args
         .iter()
@@ -55,7 +68,15 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         .collect();
     let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
     let mut overlay = Overlay::default();
-    let kuid = answer(&strategy, ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id))?;
+    let outcome = ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id);
+    if let Some(account) = &account {
+        match &outcome {
+            Ok(Ok(_)) => ctx.app.throttle.succeeded(account),
+            Ok(Err(crate::sandbox::bindings::StrategyError::Rejected(_))) => ctx.app.throttle.failed(account),
+            _ => {}
+        }
+    }
+    let kuid = answer(&strategy, outcome)?;
 
     // Kuzzle trusts its plugins; Sandgate does not: the strategy may only log in users whose
     // credentials were created through it.
@@ -69,10 +90,11 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     }
     super::commit(ctx, &overlay.changes())?;
     let issued = ctx.app.tokens.issue(&kuid, ttl);
-    Ok(Reply::new(json!({
+    let reply = Reply::new(json!({
         "_id": issued.kuid,
         "jwt": issued.token,
         "expiresAt": issued.expires_at,
         "ttl": issued.ttl,
-    })))
+    }));
+    Ok(if cookie_mode { super::cookie::into_cookie(reply) } else { reply })
 }

@@ -1,9 +1,11 @@
 //! The `auth` controller: login, sessions, and the caller's own credentials.
 //! Also the glue every action uses to call a strategy and report what went wrong.
 
+pub mod cookie;
 pub mod credentials;
 pub mod login;
 pub mod session;
+pub mod throttle;
 
 use crate::actions::Ctx;
 use crate::api::errors::{KError, defs};

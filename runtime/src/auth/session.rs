@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 
 /// Never a 401 for a bad body token: `{valid: false, state}` (reference §1.3).
 pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
-    let token = ctx.req.body_object().and_then(|b| b.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty());
+    let cookie_mode = super::cookie::requested(ctx.req, ctx.app.config.cookie_auth)?;
+    let token = if cookie_mode {
+        ctx.req.cookie_token.as_deref()
+    } else {
+        ctx.req.body_object().and_then(|b| b.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty())
+    };
     let Some(token) = token else {
         return Ok(json!({ "valid": true, "kuid": "-1", "expiresAt": null }).into());
     };
@@ -58,14 +63,21 @@ pub fn get_current_user(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
-    let session = ctx.caller.session.as_ref().expect("User access implies a session");
+    let cookie_mode = super::cookie::requested(ctx.req, ctx.app.config.cookie_auth)?;
+    let Some(session) = ctx.caller.session.as_ref() else {
+        if cookie_mode {
+            return Ok(super::cookie::cleared(json!({ "acknowledged": true }).into()));
+        }
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "logout"]));
+    };
     let change = if ctx.req.flag("global") {
         Tokens::revoke_user_change(&session.kuid)
     } else {
         Tokens::revoke_token_change(session, now_ms())
     };
     commit(ctx, &[change])?;
-    Ok(json!({ "acknowledged": true }).into())
+    let reply: Reply = json!({ "acknowledged": true }).into();
+    Ok(if cookie_mode { super::cookie::cleared(reply) } else { reply })
 }
 
 pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
@@ -89,7 +101,13 @@ pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
     // The old token stays valid for the grace period (requests already on their way).
     commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + settings.grace_period_ms)])?;
     let issued = ctx.app.tokens.issue(&session.kuid, ttl);
-    Ok(json!({ "_id": issued.kuid, "jwt": issued.token, "expiresAt": issued.expires_at, "ttl": issued.ttl }).into())
+    let reply: Reply =
+        json!({ "_id": issued.kuid, "jwt": issued.token, "expiresAt": issued.expires_at, "ttl": issued.ttl }).into();
+    Ok(if super::cookie::requested(ctx.req, ctx.app.config.cookie_auth)? {
+        super::cookie::into_cookie(reply)
+    } else {
+        reply
+    })
 }
 
 pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
