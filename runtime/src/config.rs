@@ -48,6 +48,8 @@ pub struct ServerSection {
 pub struct TokensSection {
     /// The HMAC secret; generated once and kept in the store when absent.
     pub secret: Option<String>,
+    /// "jwt" (Kuzzle's), "paseto-v4-local" or "paseto-v4-public".
+    pub format: String,
     pub algorithm: String,
     pub expires_in: Duration,
     /// `-1`: no maximum.
@@ -59,6 +61,7 @@ impl Default for TokensSection {
     fn default() -> Self {
         TokensSection {
             secret: None,
+            format: "jwt".into(),
             algorithm: "HS256".into(),
             expires_in: Duration::Text("1h".into()),
             max_ttl: Duration::Ms(-1),
@@ -123,6 +126,9 @@ impl Config {
         let t = &file.tokens;
         let algorithm = Algorithm::parse(&t.algorithm)
             .ok_or_else(|| format!("tokens.algorithm: {:?} is not supported (HS256, HS384 or HS512)", t.algorithm))?;
+        let format = crate::tokens::Format::parse(&t.format).ok_or_else(|| {
+            format!("tokens.format: {:?} is not supported (jwt, paseto-v4-local or paseto-v4-public)", t.format)
+        })?;
         let default_ttl = t.expires_in.millis("tokens.expires_in")?;
         if default_ttl != -1.0 && default_ttl < 1000.0 {
             return Err("tokens.expires_in: must be at least 1s, or -1 (never expires)".into());
@@ -163,6 +169,7 @@ impl Config {
             cookie_auth: file.server.cookie_auth.unwrap_or(true),
             secret: t.secret.clone(),
             tokens: TokenSettings {
+                format,
                 algorithm,
                 default_ttl_ms: default_ttl as i64,
                 max_ttl_ms: max_ttl as i64,
@@ -236,6 +243,7 @@ mod tests {
             ("[tokens]\nexpires_in = \"soon\"", "tokens.expires_in"),
             ("[tokens]\nmax_ttl = \"1h\"\nexpires_in = \"2h\"", "tokens.expires_in"),
             ("[tokens]\nalgorithm = \"none\"", "tokens.algorithm"),
+            ("[tokens]\nformat = \"paseto-v1\"", "tokens.format"),
             ("[tokens]\nsecret = \"short\"", "tokens.secret"),
             ("[server]\nlisten = \"nowhere\"", "server.listen"),
             ("[limits]\ncpu_ms = 0", "limits.cpu_ms"),

@@ -292,3 +292,21 @@ fn failed_logins_lock_an_account_name_without_enumeration() {
     );
     assert_eq!(s.login("admin", "admin-password").0, 200, "other accounts unaffected");
 }
+
+#[test]
+fn paseto_tokens() {
+    for (format, header) in [("paseto-v4-local", "kauth-v4.local."), ("paseto-v4-public", "kauth-v4.public.")] {
+        let s = TestServer::with_config(&format!("[tokens]\nformat = \"{format}\"\n"));
+        let admin = s.admin();
+        assert!(admin.starts_with(header), "{admin}");
+        assert_eq!(result(s.get("/_me", Some(&admin)))["_id"], "admin");
+        let ok = check(&s, &admin);
+        assert_eq!((ok["valid"].as_bool(), ok["kuid"].as_str()), (Some(true), Some("admin")));
+        result(s.post("/_logout", json!({}), Some(&admin)));
+        assert_error(&s.get("/_me", Some(&admin)), 401, "security.token.invalid");
+        let mut forged = admin.clone().into_bytes();
+        let at = forged.len() - 3;
+        forged[at] = if forged[at] == b'x' { b'y' } else { b'x' };
+        assert_eq!(check(&s, &String::from_utf8(forged).unwrap())["valid"], false);
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod expires_in;
 pub mod jwt;
+pub mod paseto;
 
 use crate::store::{Change, Store};
 use base64::Engine as _;
@@ -25,9 +26,52 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Which kind of token the server hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `kauth-` + JWT (HS256/384/512): what Kuzzle and its SDK use. The default.
+    Jwt,
+    /// `kauth-v4.local.…`: encrypted PASETO.
+    PasetoLocal,
+    /// `kauth-v4.public.…`: Ed25519-signed PASETO.
+    PasetoPublic,
+}
+
+impl Format {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "jwt" => Some(Format::Jwt),
+            "paseto-v4-local" => Some(Format::PasetoLocal),
+            "paseto-v4-public" => Some(Format::PasetoPublic),
+            _ => None,
+        }
+    }
+}
+
+enum Codec {
+    Jwt(Jwt),
+    Paseto(paseto::Paseto),
+}
+
+impl Codec {
+    fn sign(&self, claims: &Claims) -> String {
+        match self {
+            Codec::Jwt(j) => j.sign(claims),
+            Codec::Paseto(p) => p.sign(claims),
+        }
+    }
+    fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
+        match self {
+            Codec::Jwt(j) => j.verify(token, now_s),
+            Codec::Paseto(p) => p.verify(token, now_s),
+        }
+    }
+}
+
 /// Token settings, resolved from the configuration.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
+    pub format: Format,
     pub algorithm: Algorithm,
     pub default_ttl_ms: i64,
     /// `-1`: no maximum.
@@ -67,7 +111,7 @@ struct RevocationState {
 
 pub struct Tokens {
     settings: TokenSettings,
-    jwt: Jwt,
+    codec: Codec,
     rng: SystemRandom,
     revoked: RwLock<RevocationState>,
 }
@@ -80,12 +124,12 @@ impl Tokens {
             tokens: saved.tokens.into_iter().map(|(j, t, _)| (j, t)).collect(),
             users: saved.users.into_iter().collect(),
         };
-        Ok(Tokens {
-            jwt: Jwt::new(settings.algorithm, secret),
-            settings,
-            rng: SystemRandom::new(),
-            revoked: RwLock::new(state),
-        })
+        let codec = match settings.format {
+            Format::Jwt => Codec::Jwt(Jwt::new(settings.algorithm, secret)),
+            Format::PasetoLocal => Codec::Paseto(paseto::Paseto::local(secret)),
+            Format::PasetoPublic => Codec::Paseto(paseto::Paseto::public(secret)),
+        };
+        Ok(Tokens { codec, settings, rng: SystemRandom::new(), revoked: RwLock::new(state) })
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -108,13 +152,13 @@ impl Tokens {
             Ttl::Ms(ms) => (Some((issued_ms + ms + 999).div_euclid(1000)), issued_ms + ms, ms),
         };
         let claims = Claims { kuid: kuid.to_string(), iat: issued_ms.div_euclid(1000), exp, jti };
-        Issued { kuid: kuid.to_string(), token: self.jwt.sign(&claims), expires_at, ttl: ttl_ms }
+        Issued { kuid: kuid.to_string(), token: self.codec.sign(&claims), expires_at, ttl: ttl_ms }
     }
 
     /// Checks signature, expiry and revocation. In memory only.
     pub fn check(&self, token: &str) -> Result<Session, VerifyError> {
         let now = now_ms();
-        let claims = self.jwt.verify(token, now.div_euclid(1000))?;
+        let claims = self.codec.verify(token, now.div_euclid(1000))?;
         let issued_ms =
             claims.jti.split_once('-').and_then(|(ms, _)| ms.parse::<i64>().ok()).ok_or(VerifyError::Invalid)?;
         let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
