@@ -30,6 +30,8 @@ run: strategies
 
 test: strategies
 	$(CARGO) test -p sandgate
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk tests (sdk-tests/)"; exit 1; }
+	cd sdk-tests && npm ci --no-audit --no-fund && SANDGATE_BIN=../target/debug/sandgate npm test
 
 bench: strategies
 	@echo "benchmarks: see issue 5 (not yet implemented)"
