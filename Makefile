@@ -8,9 +8,11 @@
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 # Every strategy crate of the workspace (the host is `sandgate`).
-STRATEGIES := strategy-local
+STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-template \
+              hostile-chaos hostile-extra-import hostile-no-export
+COMPONENTIZE_PY_VERSION := 0.25.1
 
-.PHONY: run test strategies wasm-target bench lint serve-release
+.PHONY: run test strategies rust-strategies python-strategies wasm-target bench lint
 
 wasm-target:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
@@ -21,10 +23,20 @@ wasm-target:
 	    echo "       Install it with: rustup target add $(WASM_TARGET)"; exit 1; }; \
 	fi
 
-strategies: wasm-target
+strategies: rust-strategies python-strategies
+
+rust-strategies: wasm-target
 	$(CARGO) build --profile strategy --target $(WASM_TARGET) $(addprefix -p ,$(STRATEGIES))
 
-run: strategies
+# The Python strategy (strategies/python-local) needs componentize-py, from PyPI.
+python-strategies:
+	@command -v componentize-py >/dev/null 2>&1 || { \
+	  echo "Installing componentize-py $(COMPONENTIZE_PY_VERSION) (pip)…"; \
+	  python3 -m pip install --quiet "componentize-py==$(COMPONENTIZE_PY_VERSION)" || { \
+	    echo "error: componentize-py could not be installed; the Python strategy cannot be built."; exit 1; }; }
+	strategies/python-local/build.sh
+
+run: rust-strategies
 	$(CARGO) build --release -p sandgate
 	./target/release/sandgate serve
 

@@ -54,7 +54,7 @@ const fn a(controller: &'static str, action: &'static str, access: Access, handl
     Action { controller, action, access, handler }
 }
 
-use crate::{auth, security, server};
+use crate::{auth, security, server, strategies};
 use Access::*;
 
 pub const ACTIONS: &[Action] = &[
@@ -89,6 +89,9 @@ pub const ACTIONS: &[Action] = &[
     a("security", "validateCredentials", Admin, security::credentials::validate),
     a("security", "getCredentialFields", Admin, security::credentials::fields),
     a("security", "getAllCredentialFields", Admin, security::credentials::all_fields),
+    a("strategies", "register", Admin, strategies::register),
+    a("strategies", "info", Admin, strategies::info),
+    a("strategies", "unregister", Admin, strategies::unregister),
     a("server", "info", Anyone, server::info),
     a("server", "publicApi", Anyone, server::public_api),
     a("server", "now", User, server::now),

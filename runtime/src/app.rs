@@ -36,9 +36,21 @@ impl App {
         let tokens = Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
         let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
         let sandbox = Sandbox::new(config.limits.clone(), hasher, store.clone(), config.cache_dir.clone())?;
-        let local =
-            sandbox.prepare("local", BUNDLED_LOCAL, "{}").map_err(|e| anyhow!("bundled local strategy: {e}"))?;
-        sandbox.install(local);
+        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        if !stored.iter().any(|s| s.name == "local") {
+            install_bundled(&sandbox)?;
+        }
+        // Uploaded strategies: their compiled artifacts are cached, so this is fast.
+        for s in stored {
+            match sandbox.prepare(&s.name, &s.wasm, &s.config, &s.limits) {
+                Ok(mut strategy) => {
+                    strategy.registered_at_ms = s.registered_at_ms;
+                    sandbox.install(strategy);
+                }
+                // One bad strategy must not keep the server (and every other one) down.
+                Err(e) => tracing::error!(strategy = %s.name, "not loaded: {e}"),
+            }
+        }
         let mut id = [0u8; 4];
         ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
         let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
@@ -46,10 +58,22 @@ impl App {
         Ok(Arc::new(App { config, store, sandbox, tokens, throttle, node }))
     }
 
+    /// (Re)installs the bundled `local` strategy.
+    pub fn install_bundled(&self) -> anyhow::Result<()> {
+        install_bundled(&self.sandbox)
+    }
+
     /// A long-lived connection closed: drop what was kept about it.
     pub fn forget_connection(&self, id: u64) {
         self.throttle.forget_connection(id);
     }
+}
+
+fn install_bundled(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let local =
+        sandbox.prepare("local", BUNDLED_LOCAL, "{}", "{}").map_err(|e| anyhow!("bundled local strategy: {e}"))?;
+    sandbox.install(local);
+    Ok(())
 }
 
 /// The configured secret, else the one generated on first start and kept in the store.

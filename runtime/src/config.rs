@@ -39,6 +39,9 @@ pub struct ServerSection {
     pub max_body_bytes: Option<usize>,
     /// Where compiled strategies are cached; default `<data_dir>/compiled`.
     pub cache_dir: Option<PathBuf>,
+    /// Largest strategy upload (bytes); default 64 MiB (Python/JS components carry their
+    /// interpreter).
+    pub max_upload_bytes: Option<usize>,
     /// Allow `cookieAuth` (Kuzzle's `http.cookieAuthentication`); default true.
     pub cookie_auth: Option<bool>,
 }
@@ -87,6 +90,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
     pub cookie_auth: bool,
     pub secret: Option<String>,
     pub tokens: TokenSettings,
@@ -166,6 +170,7 @@ impl Config {
             data_dir,
             cache_dir,
             max_body_bytes,
+            max_upload_bytes: file.server.max_upload_bytes.unwrap_or(64 << 20),
             cookie_auth: file.server.cookie_auth.unwrap_or(true),
             secret: t.secret.clone(),
             tokens: TokenSettings {

@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod security;
 pub mod server;
 pub mod store;
+pub mod strategies;
 pub mod tokens;
 
 pub use app::App;

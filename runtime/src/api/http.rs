@@ -75,6 +75,13 @@ where
             true,
         );
     }
+    if method == Method::GET && path == "/metrics" {
+        let app2 = app.clone();
+        let text = tokio::task::spawn_blocking(move || app2.sandbox.metrics_text()).await.unwrap_or_default();
+        let mut out = warp::reply::Response::new(text.into());
+        out.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+        return out;
+    }
     let response = match read_request(&app, &method, &path, &query, &headers, addr, body, request_id.clone()).await {
         Ok(req) => {
             let app2 = app.clone();
@@ -96,7 +103,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 #[allow(clippy::too_many_arguments)]
 async fn read_request<S, B>(
-    app: &App,
+    app: &Arc<App>,
     method: &Method,
     path: &str,
     query: &str,
@@ -145,13 +152,39 @@ where
                 .map_err(|e| fail(KError::new(defs::NETWORK_HTTP_VOLATILE_PARSE_FAILED, &[&e.to_string()])))?,
         ),
     };
-    let bytes = read_body(body, headers, app.config.max_body_bytes).await.map_err(fail)?;
-    let body = parse_body(&bytes, header(headers, "content-type")).map_err(fail)?;
+    // A strategy upload may be large: check the caller is an admin before reading it.
+    let upload = (route.controller, route.action) == ("strategies", "register");
+    if upload {
+        let (a, token) = (app.clone(), jwt.clone().or_else(|| cookie(headers, "authToken")));
+        let caller = tokio::task::spawn_blocking(move || dispatch::authenticate(&a, token.as_deref()))
+            .await
+            .map_err(|e| fail(crate::auth::internal(&e.to_string())))?
+            .map_err(fail)?;
+        match &caller.user {
+            None => return Err(fail(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["strategies", "register"]))),
+            Some(u) if !u.is_admin() => {
+                return Err(fail(KError::new(defs::SECURITY_RIGHTS_FORBIDDEN, &["strategies", "register", &u.kuid])));
+            }
+            Some(_) => {}
+        }
+    }
+    let limit =
+        if upload { app.config.max_upload_bytes.max(app.config.max_body_bytes) } else { app.config.max_body_bytes };
+    let bytes = read_body(body, headers, limit).await.map_err(fail)?;
+    let content_type =
+        header(headers, "content-type").map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let binary = matches!(content_type.as_deref(), Some("application/wasm" | "application/octet-stream"));
+    let (body, raw_body) = if upload && binary {
+        (None, Some(bytes))
+    } else {
+        (parse_body(&bytes, header(headers, "content-type")).map_err(fail)?, None)
+    };
     Ok(Request {
         controller: route.controller.to_string(),
         action: route.action.to_string(),
         args,
         body,
+        raw_body,
         jwt,
         volatile,
         request_id,

@@ -21,6 +21,8 @@ pub struct Request {
     /// URL placeholders, query-string keys, or the extra top-level keys of a JSON query.
     pub args: Map<String, Value>,
     pub body: Option<Value>,
+    /// A binary body (a component upload, `application/wasm`), kept as bytes.
+    pub raw_body: Option<bytes::Bytes>,
     pub jwt: Option<String>,
     pub volatile: Option<Value>,
     pub request_id: String,
@@ -79,6 +81,7 @@ impl Request {
             action,
             args: map,
             body,
+            raw_body: None,
             jwt,
             volatile,
             request_id,

@@ -97,6 +97,10 @@ pub const ROUTES: &[Route] = &[
     r(Post, "/credentials/:strategy/:_id/_validate", "security", "validateCredentials"),
     r(Get, "/credentials/:strategy/_fields", "security", "getCredentialFields"),
     r(Get, "/credentials/_fields", "security", "getAllCredentialFields"),
+    // strategies: upload, inspect, remove (`GET /strategies` above is auth:getStrategies)
+    r(Put, "/strategies/:name", "strategies", "register"),
+    r(Get, "/strategies/:name", "strategies", "info"),
+    r(Delete, "/strategies/:name", "strategies", "unregister"),
     // server
     r(Get, "/", "server", "info"),
     r(Get, "/_serverInfo", "server", "info"),

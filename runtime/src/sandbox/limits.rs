@@ -1,8 +1,8 @@
 //! The caps every strategy call runs under. Each has a default and a config key (`[limits]`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Linear memory a call may grow to (bytes).

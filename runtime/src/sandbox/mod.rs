@@ -11,11 +11,13 @@ pub mod bindings;
 pub mod crypto;
 pub mod host;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 
 use bindings::{LoginRequest, StrategyError, StrategyPre};
 use host::{HostState, LimitHit, Overlay};
 use limits::Limits;
+use metrics::{Outcome, StrategyMetrics};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,8 +45,18 @@ pub struct Strategy {
     pub hash: String,
     pub size: usize,
     pub registered_at_ms: i64,
-    limits: Arc<Limits>,
+    /// The caps this strategy runs under (global limits with its overrides applied).
+    pub limits: Arc<Limits>,
+    /// The overrides as the operator gave them (JSON object text).
+    pub limit_overrides: String,
+    pub metrics: Arc<StrategyMetrics>,
     in_flight: AtomicU32,
+}
+
+impl Strategy {
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// Why a call did not produce an answer from the strategy.
@@ -97,6 +109,7 @@ pub struct Sandbox {
     store: Arc<dyn crate::store::Store>,
     cache_dir: PathBuf,
     strategies: RwLock<HashMap<String, Arc<Strategy>>>,
+    metrics: std::sync::Mutex<HashMap<String, Arc<StrategyMetrics>>>,
     stats: Stats,
 }
 
@@ -132,6 +145,7 @@ impl Sandbox {
             store,
             cache_dir,
             strategies: RwLock::new(HashMap::new()),
+            metrics: std::sync::Mutex::new(HashMap::new()),
             stats: Stats::default(),
         })
     }
@@ -177,8 +191,8 @@ impl Sandbox {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .table_elements(self.limits.table_elements)
+                .memory_size(strategy.limits.memory_bytes)
+                .table_elements(strategy.limits.table_elements)
                 .instances(64)
                 .tables(64)
                 .memories(8)
@@ -203,7 +217,7 @@ impl Sandbox {
 
     /// One call: a fresh Store and instance, `f` on it, then everything dropped. The
     /// storage writes it made are added to `overlay` only if `f` answered `Ok(Ok(_))`.
-    fn call<R>(
+    fn call<R: Answer>(
         &self,
         strategy: &Strategy,
         overlay: &mut Overlay,
@@ -211,7 +225,14 @@ impl Sandbox {
         f: impl FnOnce(&bindings::Strategy, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, StrategyError>>,
     ) -> Result<Result<R, StrategyError>, CallError> {
         let limits = strategy.limits.clone();
-        let _slot = InFlight::enter(&strategy.in_flight, limits.max_concurrent_calls)?;
+        let _slot = match InFlight::enter(&strategy.in_flight, limits.max_concurrent_calls) {
+            Ok(slot) => slot,
+            Err(e) => {
+                strategy.metrics.record(Outcome::Busy, None, None);
+                return Err(e);
+            }
+        };
+        let started = Instant::now();
         let mut store = wasmtime::Store::new(&self.engine, self.new_state(strategy, overlay.clone(), request_id));
         store.limiter(|s| &mut s.limiter);
         let budget = limits.cpu_ms;
@@ -230,16 +251,32 @@ impl Sandbox {
         });
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let outcome = strategy.pre.instantiate(&mut store).and_then(|instance| f(&instance, &mut store));
-        self.stats.hash_calls.fetch_add(store.data().hash_calls as u64, Ordering::Relaxed);
-        match outcome {
+        let state = store.data();
+        self.stats.hash_calls.fetch_add(state.hash_calls as u64, Ordering::Relaxed);
+        if state.dropped_log_lines > 0 {
+            strategy.metrics.dropped_log_lines(state.dropped_log_lines);
+        }
+        let elapsed = started.elapsed();
+        let used = elapsed.saturating_sub(state.host_time).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
+        let result = match outcome {
             Ok(answer) => {
-                if answer.is_ok() {
-                    *overlay = std::mem::take(&mut store.data_mut().overlay);
+                let size = match &answer {
+                    Ok(value) => value.size(),
+                    Err(e) => error_message(e).len(),
+                };
+                if size > limits.max_return_bytes {
+                    Err(CallError::ReturnTooLarge { cap_bytes: limits.max_return_bytes })
+                } else {
+                    if answer.is_ok() {
+                        *overlay = std::mem::take(&mut store.data_mut().overlay);
+                    }
+                    Ok(answer)
                 }
-                Ok(answer)
             }
             Err(err) => Err(classify(err, &store, &limits)),
-        }
+        };
+        strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));
+        result
     }
 
     pub fn verify(
@@ -249,9 +286,8 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.check_input(&req.credentials)?;
-        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))?;
-        self.check_output(out)
+        self.check_input(s, &req.credentials)?;
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))
     }
 
     pub fn validate(
@@ -263,7 +299,7 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<(), StrategyError>, CallError> {
-        self.check_input(creds)?;
+        self.check_input(s, creds)?;
         self.call(s, overlay, rid, |i, st| {
             i.sandgate_strategy_authenticator().call_validate(st, kuid, creds, is_update)
         })
@@ -277,10 +313,8 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.check_input(creds)?;
-        let out =
-            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))?;
-        self.check_output(out)
+        self.check_input(s, creds)?;
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))
     }
 
     pub fn update(
@@ -291,10 +325,8 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.check_input(creds)?;
-        let out =
-            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))?;
-        self.check_output(out)
+        self.check_input(s, creds)?;
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))
     }
 
     pub fn delete(
@@ -320,8 +352,7 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))?;
-        self.check_output(out)
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))
     }
 
     pub fn get_by_id(
@@ -331,30 +362,87 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        let out = self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))?;
-        self.check_output(out)
+        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))
     }
 
-    fn check_input(&self, input: &str) -> Result<(), CallError> {
-        if input.len() > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge { cap_bytes: self.limits.max_input_bytes });
+    fn check_input(&self, s: &Strategy, input: &str) -> Result<(), CallError> {
+        if input.len() > s.limits.max_input_bytes {
+            s.metrics.record(Outcome::InputTooLarge, None, None);
+            return Err(CallError::InputTooLarge { cap_bytes: s.limits.max_input_bytes });
         }
         Ok(())
     }
 
-    fn check_output(&self, out: Result<String, StrategyError>) -> Result<Result<String, StrategyError>, CallError> {
-        let cap = self.limits.max_return_bytes;
-        let len = match &out {
-            Ok(s) => s.len(),
-            Err(
-                StrategyError::Rejected(s)
-                | StrategyError::BadRequest(s)
-                | StrategyError::Conflict(s)
-                | StrategyError::NotFound(s)
-                | StrategyError::Internal(s),
-            ) => s.len(),
-        };
-        if len > cap { Err(CallError::ReturnTooLarge { cap_bytes: cap }) } else { Ok(out) }
+    /// The metrics of `name`, created on first use; kept across re-registrations.
+    pub fn metrics_for(&self, name: &str) -> Arc<StrategyMetrics> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+    }
+
+    /// `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let mut all: Vec<(String, Arc<StrategyMetrics>)> = self
+            .metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        metrics::render(&all)
+    }
+}
+
+/// What a strategy returns, measured against `limits.max_return_bytes`.
+pub trait Answer {
+    fn size(&self) -> usize;
+}
+impl Answer for String {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+impl Answer for () {
+    fn size(&self) -> usize {
+        0
+    }
+}
+impl Answer for bool {
+    fn size(&self) -> usize {
+        1
+    }
+}
+impl Answer for Vec<String> {
+    fn size(&self) -> usize {
+        self.iter().map(|s| s.len() + 8).sum()
+    }
+}
+
+fn error_message(e: &StrategyError) -> &str {
+    match e {
+        StrategyError::Rejected(s)
+        | StrategyError::BadRequest(s)
+        | StrategyError::Conflict(s)
+        | StrategyError::NotFound(s)
+        | StrategyError::Internal(s) => s,
+    }
+}
+
+fn outcome_of<R>(result: &Result<Result<R, StrategyError>, CallError>) -> Outcome {
+    match result {
+        Ok(Ok(_)) => Outcome::Ok,
+        Ok(Err(StrategyError::Rejected(_))) => Outcome::Rejected,
+        Ok(Err(StrategyError::BadRequest(_))) => Outcome::BadRequest,
+        Ok(Err(StrategyError::Conflict(_))) => Outcome::Conflict,
+        Ok(Err(StrategyError::NotFound(_))) => Outcome::NotFound,
+        Ok(Err(StrategyError::Internal(_))) => Outcome::Internal,
+        Err(CallError::Cpu { .. }) => Outcome::Cpu,
+        Err(CallError::Memory { .. }) => Outcome::Memory,
+        Err(CallError::Stack) => Outcome::Stack,
+        Err(CallError::Limit(_)) => Outcome::HostLimit,
+        Err(CallError::ReturnTooLarge { .. }) => Outcome::ReturnTooLarge,
+        Err(CallError::InputTooLarge { .. }) => Outcome::InputTooLarge,
+        Err(CallError::Busy { .. }) => Outcome::Busy,
+        Err(CallError::Trap(_)) => Outcome::Trap,
     }
 }
 
@@ -440,8 +528,14 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
 
 impl Sandbox {
     /// Compiles (or loads from the cache) and links a component, checking it is a strategy.
-    pub fn prepare(&self, name: &str, wasm: &[u8], config: &str) -> Result<Strategy, registry::UploadError> {
-        registry::prepare(self, name, wasm, config)
+    pub fn prepare(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        config: &str,
+        limits: &str,
+    ) -> Result<Strategy, registry::UploadError> {
+        registry::prepare(self, name, wasm, config, limits)
     }
 
     fn engine(&self) -> &Engine {

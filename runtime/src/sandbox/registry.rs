@@ -23,6 +23,10 @@ fn refuse(msg: impl Into<String>) -> UploadError {
 
 pub const NAME_RULE: &str = "a strategy name is 1 to 64 characters among a-z, 0-9, '_' and '-'";
 
+pub fn sha256(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}
+
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -95,7 +99,37 @@ fn root_cause(e: &wasmtime::Error) -> String {
     e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
 }
 
-pub(super) fn prepare(sandbox: &Sandbox, name: &str, wasm: &[u8], config: &str) -> Result<Strategy, UploadError> {
+/// The global limits with a strategy's overrides (a JSON object of `[limits]` keys) applied.
+/// A strategy cannot have more memory than the pool gives any instance, nor change the pool.
+pub fn merge_limits(global: &super::Limits, overrides: &str) -> Result<super::Limits, UploadError> {
+    let overrides: serde_json::Value = serde_json::from_str(if overrides.trim().is_empty() { "{}" } else { overrides })
+        .map_err(|e| refuse(format!("invalid limits: {e}")))?;
+    let Some(map) = overrides.as_object() else { return Err(refuse("invalid limits: it must be a JSON object")) };
+    let mut merged = serde_json::to_value(global).expect("limits serialize");
+    for (key, value) in map {
+        if key == "pool_instances" {
+            return Err(refuse("limits.pool_instances is global; it cannot be set per strategy"));
+        }
+        merged[key] = value.clone();
+    }
+    let limits: super::Limits = serde_json::from_value(merged).map_err(|e| refuse(format!("invalid limits: {e}")))?;
+    limits.validate().map_err(|e| refuse(format!("invalid limits: {e}")))?;
+    if limits.memory_bytes > global.memory_bytes {
+        return Err(refuse(format!(
+            "invalid limits: memory_bytes {} exceeds the server's limits.memory_bytes ({}), the most any instance can have",
+            limits.memory_bytes, global.memory_bytes
+        )));
+    }
+    Ok(limits)
+}
+
+pub(super) fn prepare(
+    sandbox: &Sandbox,
+    name: &str,
+    wasm: &[u8],
+    config: &str,
+    limits: &str,
+) -> Result<Strategy, UploadError> {
     if !valid_name(name) {
         return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
     }
@@ -104,6 +138,11 @@ pub(super) fn prepare(sandbox: &Sandbox, name: &str, wasm: &[u8], config: &str) 
     if !config_value.is_object() {
         return Err(refuse("invalid strategy config: it must be a JSON object"));
     }
+    let merged = merge_limits(&sandbox.limits, limits)?;
+    let limit_overrides =
+        serde_json::from_str::<serde_json::Value>(if limits.trim().is_empty() { "{}" } else { limits })
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| "{}".into());
     check_header(wasm)?;
     let hash = sha256_hex(wasm);
     let component = load(sandbox, wasm, &hash)?;
@@ -131,7 +170,9 @@ pub(super) fn prepare(sandbox: &Sandbox, name: &str, wasm: &[u8], config: &str) 
         hash,
         size: wasm.len(),
         registered_at_ms: crate::tokens::now_ms(),
-        limits: sandbox.limits.clone(),
+        limits: std::sync::Arc::new(merged),
+        limit_overrides,
+        metrics: sandbox.metrics_for(name),
         in_flight: AtomicU32::new(0),
     };
     // One real call before accepting it: it must instantiate and answer under the limits.

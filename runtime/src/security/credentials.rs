@@ -61,6 +61,8 @@ pub fn do_validate(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError>
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let mut overlay = Overlay::default();
     answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, &ctx.req.request_id))?;
+    // A check may record state (a TOTP strategy marks the code as used): keep it.
+    commit(ctx, &overlay.changes())?;
     Ok(json!(true))
 }
 

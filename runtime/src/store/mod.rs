@@ -98,6 +98,24 @@ pub enum Change {
         key: String,
         value: String,
     },
+    /// Registers (or replaces) an uploaded strategy.
+    PutStrategy(StoredStrategy),
+    DeleteStrategy(String),
+}
+
+/// An uploaded strategy as kept by the store: the component itself, so a restart (or
+/// another node) can load it again, with what the operator attached to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStrategy {
+    pub name: String,
+    pub wasm: Vec<u8>,
+    /// sha256 of `wasm`, hex.
+    pub hash: String,
+    /// The strategy's configuration (JSON object text).
+    pub config: String,
+    /// Per-strategy limit overrides (JSON object text, `{}` for none).
+    pub limits: String,
+    pub registered_at_ms: i64,
 }
 
 /// The revocation state, loaded once at start-up and kept in memory afterwards.
@@ -126,6 +144,8 @@ pub trait Store: Send + Sync + 'static {
     fn kv_usage(&self, strategy: &str) -> Result<KvUsage>;
 
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    /// Every uploaded strategy, by name.
+    fn strategies(&self) -> Result<Vec<StoredStrategy>>;
     fn revocations(&self, now_ms: i64) -> Result<Revocations>;
 
     /// Applies every change or none.

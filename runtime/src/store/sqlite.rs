@@ -4,7 +4,7 @@
 //!
 //! One writer connection, a few reader connections: WAL lets readers run while a write commits.
 
-use super::{Change, KvUsage, Result, Revocations, Store, StoreError, User};
+use super::{Change, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -46,6 +46,17 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // 2: uploaded strategies (the component bytes, so restarts and other nodes can load them).
+    r#"
+    CREATE TABLE strategy_modules (
+        name TEXT PRIMARY KEY,
+        wasm BLOB NOT NULL,
+        hash TEXT NOT NULL,
+        config TEXT NOT NULL,
+        limits TEXT NOT NULL,
+        registered_at_ms INTEGER NOT NULL
+    );
     "#,
 ];
 
@@ -201,6 +212,25 @@ impl Store for Sqlite {
         })
     }
 
+    fn strategies(&self) -> Result<Vec<StoredStrategy>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, wasm, hash, config, limits, registered_at_ms FROM strategy_modules ORDER BY name",
+            )?;
+            stmt.query_map([], |r| {
+                Ok(StoredStrategy {
+                    name: r.get(0)?,
+                    wasm: r.get(1)?,
+                    hash: r.get(2)?,
+                    config: r.get(3)?,
+                    limits: r.get(4)?,
+                    registered_at_ms: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
     fn revocations(&self, now_ms: i64) -> Result<Revocations> {
         // Rows for tokens that have expired anyway are useless: drop them on the way.
         {
@@ -302,6 +332,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
                 params![kuid, cutoff_ms],
             )
             .map_err(backend)?;
+        }
+        Change::PutStrategy(st) => {
+            tx.execute(
+                "INSERT INTO strategy_modules (name, wasm, hash, config, limits, registered_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET wasm = excluded.wasm, hash = excluded.hash, config = excluded.config,
+                   limits = excluded.limits, registered_at_ms = excluded.registered_at_ms",
+                params![st.name, st.wasm, st.hash, st.config, st.limits, st.registered_at_ms],
+            )
+            .map_err(backend)?;
+        }
+        Change::DeleteStrategy(name) => {
+            tx.execute("DELETE FROM strategy_modules WHERE name = ?1", [name]).map_err(backend)?;
         }
         Change::SetMeta { key, value } => {
             tx.execute(

@@ -1,0 +1,167 @@
+//! Per-strategy counters, exported in Prometheus text format by `GET /metrics`. Kept per
+//! strategy name, so they survive a hot swap.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Rejected,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Internal,
+    Cpu,
+    Memory,
+    Stack,
+    HostLimit,
+    ReturnTooLarge,
+    InputTooLarge,
+    Busy,
+    Trap,
+}
+
+const OUTCOMES: [(Outcome, &str); 14] = [
+    (Outcome::Ok, "ok"),
+    (Outcome::Rejected, "rejected"),
+    (Outcome::BadRequest, "bad_request"),
+    (Outcome::Conflict, "conflict"),
+    (Outcome::NotFound, "not_found"),
+    (Outcome::Internal, "internal"),
+    (Outcome::Cpu, "limit_cpu"),
+    (Outcome::Memory, "limit_memory"),
+    (Outcome::Stack, "limit_stack"),
+    (Outcome::HostLimit, "limit_host_calls"),
+    (Outcome::ReturnTooLarge, "limit_return_size"),
+    (Outcome::InputTooLarge, "limit_input_size"),
+    (Outcome::Busy, "limit_concurrency"),
+    (Outcome::Trap, "trap"),
+];
+
+/// Call duration buckets (seconds).
+const LATENCY: [f64; 12] =
+    [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1];
+/// Share of the CPU budget a call used.
+const BUDGET: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0];
+
+struct Histogram<const N: usize> {
+    buckets: [AtomicU64; N],
+    count: AtomicU64,
+    /// In millionths of the unit, to keep an integer.
+    sum_micro: AtomicU64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_micro: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&self, bounds: &[f64; N], value: f64) {
+        for (bucket, bound) in self.buckets.iter().zip(bounds) {
+            if value <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micro.fetch_add((value * 1e6) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, strategy: &str, bounds: &[f64; N]) {
+        for (bucket, bound) in self.buckets.iter().zip(bounds) {
+            let _ = writeln!(out, "{name}_bucket{{strategy=\"{strategy}\",le=\"{bound}\"}} {}", bucket.load(Relaxed));
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{strategy=\"{strategy}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{strategy=\"{strategy}\"}} {}", self.sum_micro.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{strategy=\"{strategy}\"}} {count}");
+    }
+}
+
+#[derive(Default)]
+pub struct StrategyMetrics {
+    outcomes: [AtomicU64; 14],
+    latency: Histogram<12>,
+    budget: Histogram<7>,
+    dropped_log_lines: AtomicU64,
+}
+
+impl StrategyMetrics {
+    pub fn record(&self, outcome: Outcome, elapsed: Option<Duration>, budget_used: Option<f64>) {
+        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).expect("every outcome is listed");
+        self.outcomes[i].fetch_add(1, Relaxed);
+        if let Some(d) = elapsed {
+            self.latency.observe(&LATENCY, d.as_secs_f64());
+        }
+        if let Some(used) = budget_used {
+            self.budget.observe(&BUDGET, used);
+        }
+    }
+
+    pub fn dropped_log_lines(&self, n: u32) {
+        self.dropped_log_lines.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).expect("listed");
+        self.outcomes[i].load(Relaxed)
+    }
+
+    /// `{outcome: count}` for the strategy info action.
+    pub fn counters(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (i, (_, label)) in OUTCOMES.iter().enumerate() {
+            map.insert(label.to_string(), self.outcomes[i].load(Relaxed).into());
+        }
+        map.insert("calls".into(), self.latency.count.load(Relaxed).into());
+        serde_json::Value::Object(map)
+    }
+}
+
+/// The Prometheus exposition of every strategy's metrics.
+pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP sandgate_strategy_calls_total Strategy calls by outcome (ok, rejected, errors, each limit hit, trap).\n");
+    out.push_str("# TYPE sandgate_strategy_calls_total counter\n");
+    for (name, m) in all {
+        for (i, (_, label)) in OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sandgate_strategy_calls_total{{strategy=\"{name}\",outcome=\"{label}\"}} {}",
+                m.outcomes[i].load(Relaxed)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP sandgate_strategy_call_duration_seconds Wall time of one sandboxed call (fresh instance included).\n",
+    );
+    out.push_str("# TYPE sandgate_strategy_call_duration_seconds histogram\n");
+    for (name, m) in all {
+        m.latency.render(&mut out, "sandgate_strategy_call_duration_seconds", name, &LATENCY);
+    }
+    out.push_str(
+        "# HELP sandgate_strategy_cpu_budget_used_ratio Share of the CPU budget (limits.cpu_ms) a call used.\n",
+    );
+    out.push_str("# TYPE sandgate_strategy_cpu_budget_used_ratio histogram\n");
+    for (name, m) in all {
+        m.budget.render(&mut out, "sandgate_strategy_cpu_budget_used_ratio", name, &BUDGET);
+    }
+    out.push_str("# HELP sandgate_strategy_log_lines_dropped_total Log lines dropped by the per-call cap.\n");
+    out.push_str("# TYPE sandgate_strategy_log_lines_dropped_total counter\n");
+    for (name, m) in all {
+        let _ = writeln!(
+            out,
+            "sandgate_strategy_log_lines_dropped_total{{strategy=\"{name}\"}} {}",
+            m.dropped_log_lines.load(Relaxed)
+        );
+    }
+    out
+}
