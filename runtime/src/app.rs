@@ -94,3 +94,66 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
     store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }]).map_err(|e| anyhow!("{e}"))?;
     Ok(hex.into_bytes())
 }
+
+/// `sandgate strategy add|list|remove`: the same registry, without a running server (a
+/// server started afterwards loads what is there).
+pub mod offline {
+    use super::*;
+    use crate::store::StoredStrategy;
+
+    fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
+        let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?);
+        let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
+        let sandbox = Sandbox::new(config.limits.clone(), hasher, store.clone(), config.cache_dir.clone())?;
+        Ok((store, sandbox))
+    }
+
+    /// Validates and compiles (filling the cache), then stores.
+    pub fn add(
+        config: &Config,
+        name: &str,
+        wasm: Vec<u8>,
+        strategy_config: &str,
+        limits: &str,
+    ) -> anyhow::Result<String> {
+        let (store, sandbox) = open(config)?;
+        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits).map_err(|e| anyhow!("{e}"))?;
+        let config_text =
+            if strategy_config.trim().is_empty() { "{}".to_string() } else { strategy_config.to_string() };
+        let limits_text = if limits.trim().is_empty() { "{}".to_string() } else { limits.to_string() };
+        let hash = strategy.hash.clone();
+        store
+            .commit(&[Change::PutStrategy(StoredStrategy {
+                name: name.to_string(),
+                wasm,
+                hash: hash.clone(),
+                config: config_text,
+                limits: limits_text,
+                registered_at_ms: strategy.registered_at_ms,
+            })])
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
+    }
+
+    pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
+        let store = Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?;
+        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        let mut lines = Vec::new();
+        if !stored.iter().any(|s| s.name == "local") {
+            lines.push(format!("local\tbundled\t{} bytes", BUNDLED_LOCAL.len()));
+        }
+        for s in stored {
+            lines.push(format!("{}\t{}\t{} bytes", s.name, s.hash, s.wasm.len()));
+        }
+        lines.sort();
+        Ok(lines)
+    }
+
+    pub fn remove(config: &Config, name: &str) -> anyhow::Result<()> {
+        let store = Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?;
+        if !store.strategies().map_err(|e| anyhow!("{e}"))?.iter().any(|s| s.name == name) {
+            anyhow::bail!("no uploaded strategy named {name:?}");
+        }
+        store.commit(&[Change::DeleteStrategy(name.to_string())]).map_err(|e| anyhow!("{e}"))
+    }
+}

@@ -25,6 +25,35 @@ enum Command {
         #[arg(long, env = "SANDGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Manage uploaded strategies without a running server.
+    Strategy {
+        #[command(subcommand)]
+        action: StrategyCommand,
+        #[arg(long, env = "SANDGATE_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration file (for [limits], [argon2], cache_dir)
+        #[arg(long, env = "SANDGATE_CONFIG", global = true)]
+        server_config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StrategyCommand {
+    /// Validate, compile and register a component (replaces one of the same name).
+    Add {
+        name: String,
+        file: PathBuf,
+        /// The strategy's configuration, a JSON object
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Per-strategy limit overrides, a JSON object of [limits] keys
+        #[arg(long, default_value = "{}")]
+        limits: String,
+    },
+    /// List registered strategies.
+    List,
+    /// Unregister an uploaded strategy (its users' credentials stay in its storage).
+    Remove { name: String },
 }
 
 fn main() {
@@ -36,6 +65,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { listen, data_dir, config } => serve(Overrides { listen, data_dir, config }),
+        Command::Strategy { action, data_dir, server_config } => {
+            strategy(action, Overrides { listen: None, data_dir, config: server_config })
+        }
     };
     if let Err(e) = result {
         eprintln!("sandgate: {e:#}");
@@ -63,4 +95,21 @@ fn serve(overrides: Overrides) -> anyhow::Result<()> {
         sandgate::api::serve(app, listener, shutdown).await;
         Ok(())
     })
+}
+
+fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()> {
+    use sandgate::app::offline;
+    let config = Config::load(&overrides).map_err(anyhow::Error::msg)?;
+    match action {
+        StrategyCommand::Add { name, file, config: json, limits } => {
+            let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("{}", offline::add(&config, &name, wasm, &json, &limits)?);
+        }
+        StrategyCommand::List => offline::list(&config)?.iter().for_each(|line| println!("{line}")),
+        StrategyCommand::Remove { name } => {
+            offline::remove(&config, &name)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
 }

@@ -92,7 +92,13 @@ where
                 }
             }
         }
-        Err(resp) => resp,
+        // Answered before the body was read (or while reading it): the connection cannot be
+        // reused for another request.
+        Err(resp) => {
+            let mut out = to_http(&app, resp, false);
+            out.headers_mut().insert("connection", HeaderValue::from_static("close"));
+            return out;
+        }
     };
     to_http(&app, response, false)
 }

@@ -185,3 +185,45 @@ pub fn assert_error(got: &(u16, Value), status: u16, id: &str) {
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert_eq!(body["result"], Value::Null);
 }
+
+/// A component built by `make strategies` (never committed).
+pub fn component(file: &str) -> Vec<u8> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/strategy").join(format!("{file}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} — run `make strategies` first", path.display()))
+}
+
+impl TestServer {
+    /// `PUT /strategies/:name` with the raw component.
+    pub fn upload(&self, token: Option<&str>, name: &str, wasm: &[u8], query: &str) -> (u16, Value) {
+        let mut req = self
+            .client
+            .put(self.url(&format!("/strategies/{name}{query}")))
+            .header("content-type", "application/wasm")
+            .body(wasm.to_vec());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().expect("upload");
+        let status = resp.status().as_u16();
+        (status, resp.json().expect("JSON"))
+    }
+
+    /// Uploads and asserts success.
+    pub fn register(&self, admin: &str, name: &str, file: &str, query: &str) -> Value {
+        let (status, body) = self.upload(Some(admin), name, &component(file), query);
+        assert_eq!(status, 200, "register {name}: {body}");
+        body["result"].clone()
+    }
+
+    /// Creates a `default` user holding credentials for the given strategies.
+    pub fn user_with(&self, admin: &str, kuid: &str, credentials: Value) -> Value {
+        let (status, body) = self.post(
+            &format!("/users/{kuid}/_create"),
+            json!({ "content": { "profileIds": ["default"] }, "credentials": credentials }),
+            Some(admin),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["result"].clone()
+    }
+}

@@ -115,8 +115,10 @@ impl Strategy for Chaos {
                 }
                 field(&creds, "kuid")
             }
-            "wasi" => Ok(wasi_probe()),
-            "state" => Ok((COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string()),
+            // These two report what they saw through the rejection message, which the host
+            // hands to the client as is (401 plugin.strategy.missing_user).
+            "wasi" => Err(rejected(wasi_probe())),
+            "state" => Err(rejected((COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string())),
             other => Err(rejected(format!("unknown chaos mode {other:?}"))),
         }
     }
