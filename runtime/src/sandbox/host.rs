@@ -97,10 +97,11 @@ impl HostState {
 
     fn count_hash(&mut self) -> Trappable<()> {
         self.count()?;
-        self.hash_calls += 1;
-        if self.hash_calls > self.limits.max_hash_calls {
+        // Refused before computing: `hash_calls` counts the hashes the host actually ran.
+        if self.hash_calls >= self.limits.max_hash_calls {
             return Err(LimitHit::HashCalls(self.limits.max_hash_calls).into());
         }
+        self.hash_calls += 1;
         Ok(())
     }
 

@@ -518,6 +518,11 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
             CallError::Memory { cap_bytes: limits.memory_bytes }
         }
         _ if stderr.contains("memory allocation of") => CallError::Memory { cap_bytes: limits.memory_bytes },
+        // Languages that keep their call stack in linear memory (Rust, C) overflow it
+        // into out-of-bounds accesses before the wasm stack limit is reached.
+        Some(Trap::MemoryOutOfBounds) if stderr.is_empty() => {
+            CallError::Trap("out of bounds memory access (often the strategy's own stack overflowing)".into())
+        }
         Some(trap) if stderr.is_empty() => CallError::Trap(trap.to_string()),
         _ if stderr.is_empty() => {
             CallError::Trap(format!("{err:#}").lines().next().unwrap_or("unknown error").to_string())

@@ -101,6 +101,12 @@ impl Strategy for Chaos {
             "argon2" => loop {
                 black_box(crypto::hash_password(black_box("chaos")));
             },
+            "log" => {
+                for i in 0..1000 {
+                    sandgate_strategy::log::info(&format!("chaos line {i} {}", "z".repeat(4096)));
+                }
+                Err(rejected("logged"))
+            }
             "admin" => Ok("admin".into()),
             "kuid" | "ok" => field(&creds, "kuid"),
             "slow" => {
