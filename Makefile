@@ -45,8 +45,13 @@ test: strategies
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk tests (sdk-tests/)"; exit 1; }
 	cd sdk-tests && npm ci --no-audit --no-fund && SANDGATE_BIN=../target/debug/sandgate npm test
 
-bench: strategies
-	@echo "benchmarks: see issue 5 (not yet implemented)"
+# Release build with the native comparison path; wrk from Debian when missing; 127.0.0.1 only.
+bench: rust-strategies
+	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)…"; \
+	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || { echo "error: wrk could not be installed"; exit 1; }; }
+	$(CARGO) build --release -p sandgate --features bench-native
+	$(CARGO) bench -p sandgate --bench sandbox | tee target/bench-micro.txt
+	python3 bench/http_bench.py
 
 lint:
 	$(CARGO) fmt --all -- --check

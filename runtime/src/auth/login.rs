@@ -35,18 +35,14 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
             return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"]));
         }
     };
-    let strategy = strategy(ctx, &name)?;
     let cookie_mode = super::cookie::requested(req, ctx.app.config.cookie_auth)?;
-    let settings = ctx.app.tokens.settings();
-    let requested = expires_in::requested(req.args.get("expiresIn").or(body_expires.as_ref()));
-    let ttl =
-        expires_in::resolve(requested, settings.default_ttl_ms as f64, settings.max_ttl_ms).map_err(|e| match e {
-            TtlError::Invalid => KError::new(
-                defs::API_ASSERT_INVALID_ARGUMENT,
-                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
-            ),
-            TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
-        })?;
+    let ttl = requested_ttl(ctx, req.args.get("expiresIn").or(body_expires.as_ref()))?;
+    #[cfg(feature = "bench-native")]
+    if name == "apikey-native" {
+        let kuid = super::native_bench::verify(ctx, &body)?;
+        return issue(ctx, "apikey", kuid, ttl, cookie_mode);
+    }
+    let strategy = strategy(ctx, &name)?;
 
     // Throttling: logins per second on this connection, and the per-account soft lock.
     if req.protocol == Protocol::WebSocket {
@@ -77,18 +73,37 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         }
     }
     let kuid = answer(&strategy, outcome)?;
+    let reply = issue(ctx, &name, kuid, ttl, cookie_mode)?;
+    // What the strategy wrote while verifying (a TOTP step, a counter) is kept on success.
+    super::commit(ctx, &overlay.changes())?;
+    Ok(reply)
+}
 
-    // Kuzzle trusts its plugins; Sandgate does not: the strategy may only log in users whose
-    // credentials were created through it.
+/// `expiresIn` checked against the settings (Kuzzle's order: max TTL, then zero/garbage).
+pub fn requested_ttl(ctx: &Ctx, value: Option<&Value>) -> Result<crate::tokens::Ttl, KError> {
+    let settings = ctx.app.tokens.settings();
+    expires_in::resolve(expires_in::requested(value), settings.default_ttl_ms as f64, settings.max_ttl_ms).map_err(
+        |e| match e {
+            TtlError::Invalid => KError::new(
+                defs::API_ASSERT_INVALID_ARGUMENT,
+                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
+            ),
+            TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
+        },
+    )
+}
+
+/// The host's part, whatever the strategy said: is the user real, did this strategy create
+/// their credentials; then the token. Kuzzle trusts its plugins; Sandgate does not.
+fn issue(ctx: &Ctx, name: &str, kuid: String, ttl: crate::tokens::Ttl, cookie_mode: bool) -> Result<Reply, KError> {
     let store_err = |e: crate::store::StoreError| super::internal(&e.to_string());
     if ctx.app.store.get_user(&kuid).map_err(store_err)?.is_none() {
         return Err(KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]));
     }
-    if !ctx.app.store.is_linked(&name, &kuid).map_err(store_err)? {
+    if !ctx.app.store.is_linked(name, &kuid).map_err(store_err)? {
         tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user it holds no credentials for");
-        return Err(KError::new(defs::PLUGIN_STRATEGY_FOREIGN_KUID, &[&name, &kuid]));
+        return Err(KError::new(defs::PLUGIN_STRATEGY_FOREIGN_KUID, &[name, &kuid]));
     }
-    super::commit(ctx, &overlay.changes())?;
     let issued = ctx.app.tokens.issue(&kuid, ttl);
     let reply = Reply::new(json!({
         "_id": issued.kuid,

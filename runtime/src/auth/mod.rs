@@ -4,6 +4,8 @@
 pub mod cookie;
 pub mod credentials;
 pub mod login;
+#[cfg(feature = "bench-native")]
+pub mod native_bench;
 pub mod session;
 pub mod throttle;
 

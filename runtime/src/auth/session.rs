@@ -89,15 +89,7 @@ pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
         return Err(KError::new(defs::SECURITY_TOKEN_INVALID, &[]));
     }
     let settings = ctx.app.tokens.settings();
-    let requested = crate::tokens::expires_in::requested(ctx.req.args.get("expiresIn"));
-    let ttl = crate::tokens::expires_in::resolve(requested, settings.default_ttl_ms as f64, settings.max_ttl_ms)
-        .map_err(|e| match e {
-            crate::tokens::expires_in::TtlError::Invalid => KError::new(
-                defs::API_ASSERT_INVALID_ARGUMENT,
-                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
-            ),
-            crate::tokens::expires_in::TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
-        })?;
+    let ttl = super::login::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
     // The old token stays valid for the grace period (requests already on their way).
     commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + settings.grace_period_ms)])?;
     let issued = ctx.app.tokens.issue(&session.kuid, ttl);

@@ -33,6 +33,9 @@ pub struct Limits {
     pub max_concurrent_calls: u32,
     /// Sandbox instances alive at once, across strategies (the pooling allocator's size).
     pub pool_instances: u32,
+    /// Fresh instances kept ready per strategy (built in the background, one call each);
+    /// 0 builds every instance on the request path.
+    pub warm_instances: u32,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_log_line_bytes: 1024,
             max_concurrent_calls: 64,
             pool_instances: 256,
+            warm_instances: 2,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod limits;
 pub mod metrics;
 pub mod registry;
+mod warm;
 
 use bindings::{LoginRequest, StrategyError, StrategyPre};
 use host::{HostState, LimitHit, Overlay};
@@ -51,6 +52,10 @@ pub struct Strategy {
     pub limit_overrides: String,
     pub metrics: Arc<StrategyMetrics>,
     in_flight: AtomicU32,
+    /// Fresh instances built ahead of time, each for exactly one call (see `warm`).
+    warm: std::sync::Mutex<Vec<warm::Ready>>,
+    /// Set at install: lets the background thread refill this strategy while it lives.
+    me: std::sync::OnceLock<std::sync::Weak<Strategy>>,
 }
 
 impl Strategy {
@@ -111,6 +116,7 @@ pub struct Sandbox {
     strategies: RwLock<HashMap<String, Arc<Strategy>>>,
     metrics: std::sync::Mutex<HashMap<String, Arc<StrategyMetrics>>>,
     stats: Stats,
+    background: warm::Background,
 }
 
 /// Process-wide counters (the per-strategy metrics build on these).
@@ -137,11 +143,17 @@ impl Sandbox {
         bindings::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         std::fs::create_dir_all(&cache_dir)?;
         start_ticker(engine.weak());
+        let hasher = Arc::new(hasher);
+        let builder: warm::Builder = {
+            let (engine, hasher, store) = (engine.clone(), hasher.clone(), store.clone());
+            Arc::new(move |s: &Strategy| fresh(&engine, &hasher, &store, s))
+        };
         Ok(Sandbox {
+            background: warm::Background::start(builder),
             engine,
             linker,
             limits: Arc::new(limits),
-            hasher: Arc::new(hasher),
+            hasher,
             store,
             cache_dir,
             strategies: RwLock::new(HashMap::new()),
@@ -173,46 +185,13 @@ impl Sandbox {
     /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.
     pub fn install(&self, strategy: Strategy) -> Arc<Strategy> {
         let strategy = Arc::new(strategy);
+        let _ = strategy.me.set(Arc::downgrade(&strategy));
         self.strategies.write().unwrap_or_else(|p| p.into_inner()).insert(strategy.name.clone(), strategy.clone());
         strategy
     }
 
     pub fn remove(&self, name: &str) -> Option<Arc<Strategy>> {
         self.strategies.write().unwrap_or_else(|p| p.into_inner()).remove(name)
-    }
-
-    fn new_state(&self, strategy: &Strategy, overlay: Overlay, request_id: &str) -> HostState {
-        let stderr = MemoryOutputPipe::new(4096);
-        let mut wasi = WasiCtx::builder();
-        // Nothing: no preopened directory, no environment, no arguments, no network; stdin is
-        // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash.
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).stderr(stderr.clone());
-        HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limiter: StoreLimitsBuilder::new()
-                .memory_size(strategy.limits.memory_bytes)
-                .table_elements(strategy.limits.table_elements)
-                .instances(64)
-                .tables(64)
-                .memories(8)
-                .trap_on_grow_failure(true)
-                .build(),
-            strategy: Arc::from(strategy.name.as_str()),
-            config: strategy.config.clone(),
-            request_id: Arc::from(request_id),
-            store: self.store.clone(),
-            hasher: self.hasher.clone(),
-            limits: strategy.limits.clone(),
-            overlay,
-            stderr,
-            hash_calls: 0,
-            host_calls: 0,
-            log_lines: 0,
-            dropped_log_lines: 0,
-            host_time: Duration::ZERO,
-            started: Instant::now(),
-        }
     }
 
     /// One call: a fresh Store and instance, `f` on it, then everything dropped. The
@@ -233,24 +212,28 @@ impl Sandbox {
             }
         };
         let started = Instant::now();
-        let mut store = wasmtime::Store::new(&self.engine, self.new_state(strategy, overlay.clone(), request_id));
-        store.limiter(|s| &mut s.limiter);
         let budget = limits.cpu_ms;
-        store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
-        // When the deadline passes, charge the guest only for time not spent in host
-        // functions (argon2 may take a while); extend if there is budget left.
-        store.epoch_deadline_callback(move |ctx| {
-            let state = ctx.data();
-            let guest = state.started.elapsed().saturating_sub(state.host_time);
-            let budget = Duration::from_millis(budget);
-            if guest >= budget {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Continue(ticks(budget - guest)))
-            }
-        });
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = strategy.pre.instantiate(&mut store).and_then(|instance| f(&instance, &mut store));
+        // A ready fresh instance if there is one, else one built now.
+        let ready = strategy.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        self.background.refill(strategy);
+        let (mut store, outcome) =
+            match ready.map(Ok).unwrap_or_else(|| fresh(&self.engine, &self.hasher, &self.store, strategy)) {
+                Ok((mut store, instance)) => {
+                    let state = store.data_mut();
+                    state.overlay = overlay.clone();
+                    state.request_id = Arc::from(request_id);
+                    state.started = started;
+                    store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
+                    let outcome = f(&instance, &mut store);
+                    (store, outcome)
+                }
+                Err(e) => {
+                    // Instantiation itself failed (a start function trapped, the pool is full).
+                    let store = wasmtime::Store::new(&self.engine, new_state(&self.hasher, &self.store, strategy));
+                    (store, Err(e))
+                }
+            };
         let state = store.data();
         self.stats.hash_calls.fetch_add(state.hash_calls as u64, Ordering::Relaxed);
         if state.dropped_log_lines > 0 {
@@ -276,6 +259,7 @@ impl Sandbox {
             Err(err) => Err(classify(err, &store, &limits)),
         };
         strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));
+        self.background.reap(store);
         result
     }
 
@@ -373,6 +357,19 @@ impl Sandbox {
         Ok(())
     }
 
+    /// For benchmarks: one `verify` through the per-call cycle, timed by phase:
+    /// (new Store + instantiate, the call, dropping the Store).
+    #[doc(hidden)]
+    pub fn timed_verify(&self, s: &Strategy, req: &LoginRequest) -> (Duration, Duration, Duration, bool) {
+        let t0 = Instant::now();
+        let (mut store, instance) = fresh(&self.engine, &self.hasher, &self.store, s).expect("instantiate");
+        let t1 = Instant::now();
+        let ok = matches!(instance.sandgate_strategy_authenticator().call_verify(&mut store, req), Ok(Ok(_)));
+        let t2 = Instant::now();
+        drop(store);
+        (t1 - t0, t2 - t1, t2.elapsed(), ok)
+    }
+
     /// The metrics of `name`, created on first use; kept across re-registrations.
     pub fn metrics_for(&self, name: &str) -> Arc<StrategyMetrics> {
         self.metrics.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
@@ -444,6 +441,68 @@ fn outcome_of<R>(result: &Result<Result<R, StrategyError>, CallError>) -> Outcom
         Err(CallError::Busy { .. }) => Outcome::Busy,
         Err(CallError::Trap(_)) => Outcome::Trap,
     }
+}
+
+/// What a call's Store holds: nothing shared with any other call but read-only handles.
+fn new_state(hasher: &Arc<PasswordHasher>, store: &Arc<dyn crate::store::Store>, strategy: &Strategy) -> HostState {
+    let stderr = MemoryOutputPipe::new(4096);
+    let mut wasi = WasiCtx::builder();
+    // Nothing: no preopened directory, no environment, no arguments, no network; stdin is
+    // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash.
+    wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).stderr(stderr.clone());
+    HostState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limiter: StoreLimitsBuilder::new()
+            .memory_size(strategy.limits.memory_bytes)
+            .table_elements(strategy.limits.table_elements)
+            .instances(64)
+            .tables(64)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build(),
+        strategy: Arc::from(strategy.name.as_str()),
+        config: strategy.config.clone(),
+        request_id: Arc::from(""),
+        store: store.clone(),
+        hasher: hasher.clone(),
+        limits: strategy.limits.clone(),
+        overlay: Overlay::default(),
+        stderr,
+        hash_calls: 0,
+        host_calls: 0,
+        log_lines: 0,
+        dropped_log_lines: 0,
+        host_time: Duration::ZERO,
+        started: Instant::now(),
+    }
+}
+
+/// A fresh Store with its caps, and a fresh instance of the strategy in it.
+fn fresh(
+    engine: &Engine,
+    hasher: &Arc<PasswordHasher>,
+    kv: &Arc<dyn crate::store::Store>,
+    strategy: &Strategy,
+) -> wasmtime::Result<warm::Ready> {
+    let mut store = wasmtime::Store::new(engine, new_state(hasher, kv, strategy));
+    store.limiter(|s| &mut s.limiter);
+    let budget = strategy.limits.cpu_ms;
+    store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
+    // When the deadline passes, charge the guest only for time not spent in host functions
+    // (argon2 may take a while); extend if there is budget left.
+    store.epoch_deadline_callback(move |ctx| {
+        let state = ctx.data();
+        let guest = state.started.elapsed().saturating_sub(state.host_time);
+        let budget = Duration::from_millis(budget);
+        if guest >= budget {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(ticks(budget - guest)))
+        }
+    });
+    let instance = strategy.pre.instantiate(&mut store)?;
+    Ok((store, instance))
 }
 
 /// Counts a strategy's calls in flight; refuses past the cap.

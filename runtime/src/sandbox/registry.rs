@@ -174,6 +174,8 @@ pub(super) fn prepare(
         limit_overrides,
         metrics: sandbox.metrics_for(name),
         in_flight: AtomicU32::new(0),
+        warm: std::sync::Mutex::new(Vec::new()),
+        me: std::sync::OnceLock::new(),
     };
     // One real call before accepting it: it must instantiate and answer under the limits.
     let mut overlay = super::Overlay::default();

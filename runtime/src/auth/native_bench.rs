@@ -1,0 +1,30 @@
+//! Benchmarks only (`--features bench-native`): `POST /_login/apikey-native` runs the `apikey`
+//! strategy's logic compiled natively, over the same storage and with the same host checks,
+//! so `make bench` can compare a sandboxed login with a native one on the same server.
+
+use crate::actions::Ctx;
+use crate::api::errors::{KError, defs};
+use serde_json::Value;
+
+/// The kuid for `{"key": …}`, as strategies/apikey computes it.
+pub fn verify(ctx: &Ctx, body: &serde_json::Map<String, Value>) -> Result<String, KError> {
+    let missing = || KError::new(defs::PLUGIN_STRATEGY_MISSING_USER, &["invalid API key"]);
+    let key = body.get("key").and_then(Value::as_str).ok_or_else(missing)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let store = &ctx.app.store;
+    let text = store
+        .kv_get("apikey", &format!("key:{hex}"))
+        .map_err(|e| super::internal(&e.to_string()))?
+        .ok_or_else(missing)?;
+    let kuid: String = serde_json::from_str(&text).map_err(|_| missing())?;
+    let stored = store
+        .kv_get("apikey", &format!("kuid:{kuid}"))
+        .map_err(|e| super::internal(&e.to_string()))?
+        .ok_or_else(missing)?;
+    let stored: String = serde_json::from_str(&stored).map_err(|_| missing())?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), hex.as_bytes())) {
+        return Err(missing());
+    }
+    Ok(kuid)
+}
