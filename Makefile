@@ -41,7 +41,7 @@ run: rust-strategies
 	./target/release/sandgate serve
 
 test: strategies
-	$(CARGO) test -p sandgate
+	$(CARGO) test -p sandgate -p strategy-totp
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk tests (sdk-tests/)"; exit 1; }
 	cd sdk-tests && npm ci --no-audit --no-fund && SANDGATE_BIN=../target/debug/sandgate npm test
 
