@@ -5,6 +5,9 @@
 #   make bench       benchmarks (never part of `make test`)
 #   make lint        rustfmt + clippy
 
+# A failing command in a pipe (cargo bench | tee) fails the recipe.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 # Every strategy crate of the workspace (the host is `sandgate`).
@@ -50,7 +53,7 @@ bench: rust-strategies
 	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)…"; \
 	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || { echo "error: wrk could not be installed"; exit 1; }; }
 	$(CARGO) build --release -p sandgate --features bench-native
-	$(CARGO) bench -p sandgate --bench sandbox | tee target/bench-micro.txt
+	$(CARGO) bench -p sandgate --features bench-native --bench sandbox | tee target/bench-micro.txt
 	python3 bench/http_bench.py
 
 lint:

@@ -42,15 +42,18 @@ class Server:
     def __init__(self, data_dir, config=""):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
         cfg = Path(data_dir) / "bench.toml"
         cfg.write_text(f'[tokens]\nsecret = "{SECRET}"\n[login]\nmax_failures = 0\n{config}')
         env = dict(os.environ, SANDGATE_LISTEN=f"127.0.0.1:{self.port}", SANDGATE_DATA_DIR=str(data_dir),
                    SANDGATE_CONFIG=str(cfg), SANDGATE_LOG="warn", RUST_BACKTRACE="0")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The server's log goes to a file: a pipe nobody drains would fill and block it.
+        self.log = open(Path(data_dir) / "server.log", "ab")
+        self.proc = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         while True:
             if self.proc.poll() is not None:
-                sys.exit(f"sandgate exited: {self.proc.stderr.read().decode()}")
+                sys.exit(f"sandgate exited: {(Path(data_dir) / 'server.log').read_text()}")
             try:
                 if urllib.request.urlopen(self.base + "/_healthcheck", timeout=1).status == 200:
                     break

@@ -20,6 +20,8 @@ pub struct App {
     pub sandbox: Sandbox,
     pub tokens: Tokens,
     pub throttle: crate::auth::throttle::Throttle,
+    /// Requests being handled on worker threads (`server.max_concurrent_requests`).
+    pub admission: Arc<tokio::sync::Semaphore>,
     /// This node's name in responses (`node`).
     pub node: String,
 }
@@ -55,7 +57,8 @@ impl App {
         ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
         let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
         let throttle = crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms);
-        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, node }))
+        let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
+        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, admission, node }))
     }
 
     /// (Re)installs the bundled `local` strategy.

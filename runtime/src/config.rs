@@ -44,6 +44,8 @@ pub struct ServerSection {
     pub max_upload_bytes: Option<usize>,
     /// Allow `cookieAuth` (Kuzzle's `http.cookieAuthentication`); default true.
     pub cookie_auth: Option<bool>,
+    /// Requests handled at once (each on a worker thread); more wait their turn. Default 64.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -91,6 +93,7 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
+    pub max_concurrent_requests: usize,
     pub cookie_auth: bool,
     pub secret: Option<String>,
     pub tokens: TokenSettings,
@@ -171,6 +174,7 @@ impl Config {
             cache_dir,
             max_body_bytes,
             max_upload_bytes: file.server.max_upload_bytes.unwrap_or(64 << 20),
+            max_concurrent_requests: file.server.max_concurrent_requests.unwrap_or(64).max(1),
             cookie_auth: file.server.cookie_auth.unwrap_or(true),
             secret: t.secret.clone(),
             tokens: TokenSettings {

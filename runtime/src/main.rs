@@ -58,7 +58,12 @@ enum StrategyCommand {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SANDGATE_LOG").unwrap_or_else(|_| "info".into()))
+        // A client that hangs up mid-request is not a server error: hyper's connection errors
+        // are left out unless asked for (SANDGATE_LOG=debug,warp::server=debug).
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDGATE_LOG")
+                .unwrap_or_else(|_| "info,warp::server=off".into()),
+        )
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();

@@ -8,8 +8,42 @@ use crate::actions::{self, Access, Caller, Ctx};
 use crate::app::App;
 use crate::tokens::VerifyError;
 
+/// Every transport's entry: wait (without a thread) for a slot of the login's strategy and a
+/// worker, then run the pipeline on a blocking thread.
+pub async fn dispatch(app: std::sync::Arc<App>, req: Request) -> Response {
+    let _strategy_slot = if (req.controller.as_str(), req.action.as_str()) == ("auth", "login") {
+        match crate::auth::login::strategy_name(&req).and_then(|name| app.sandbox.get(name)) {
+            Some(s) => {
+                let wait = std::time::Duration::from_millis(s.limits.queue_ms);
+                match tokio::time::timeout(wait, s.gate.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => {
+                        s.metrics.record(crate::sandbox::metrics::Outcome::Busy, None, None);
+                        let what = format!(
+                            "has {} logins in flight for {} ms (limits.max_concurrent_calls)",
+                            s.limits.max_concurrent_calls, s.limits.queue_ms
+                        );
+                        return Response::new(&req, Err(KError::new(defs::PLUGIN_SANDBOX_BUSY, &[&s.name, &what])));
+                    }
+                }
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let Ok(_worker) = app.admission.clone().acquire_owned().await else {
+        return Response::new(&req, Err(crate::auth::internal("the server is shutting down")));
+    };
+    let rid = req.request_id.clone();
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || handle(&app2, req))
+        .await
+        .unwrap_or_else(|e| Response::bare_error(rid, crate::auth::internal(&format!("request handler failed: {e}"))))
+}
+
 pub fn handle(app: &App, req: Request) -> Response {
-    let outcome = run(app, &req);
+    let outcome = pipeline(app, &req);
     if let Err(e) = &outcome {
         if e.status >= 500 {
             tracing::warn!(request_id = %req.request_id, controller = %req.controller, action = %req.action, id = e.id, "{}", e.message);
@@ -18,7 +52,7 @@ pub fn handle(app: &App, req: Request) -> Response {
     Response::new(&req, outcome)
 }
 
-fn run(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
+fn pipeline(app: &App, req: &Request) -> Result<super::request::Reply, KError> {
     if req.controller.is_empty() {
         return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["controller"]));
     }

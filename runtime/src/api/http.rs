@@ -83,15 +83,7 @@ where
         return out;
     }
     let response = match read_request(&app, &method, &path, &query, &headers, addr, body, request_id.clone()).await {
-        Ok(req) => {
-            let app2 = app.clone();
-            match tokio::task::spawn_blocking(move || dispatch::handle(&app2, req)).await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    Response::bare_error(request_id, crate::auth::internal(&format!("request handler failed: {e}")))
-                }
-            }
-        }
+        Ok(req) => dispatch::dispatch(app.clone(), req).await,
         // Answered before the body was read (or while reading it): the connection cannot be
         // reused for another request.
         Err(resp) => {
@@ -146,10 +138,8 @@ where
         Some(Value::String(t)) => Some(t),
         _ => None,
     };
-    if let Some(auth) = header(headers, "authorization") {
-        if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-            jwt = Some(auth[7..].trim().to_string());
-        }
+    if let Some(token) = bearer(headers) {
+        jwt = Some(token);
     }
     let volatile = match header(headers, "x-kuzzle-volatile") {
         None => None,
@@ -220,14 +210,16 @@ where
     let mut req = Request::from_json(value, Protocol::Query, next_connection_id(), addr.map(|a| a.ip().to_string()))
         .map_err(|(id, e)| Response::bare_error(if id.is_empty() { request_id.clone() } else { id }, e))?;
     if req.jwt.is_none() {
-        if let Some(auth) = header(headers, "authorization") {
-            if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-                req.jwt = Some(auth[7..].trim().to_string());
-            }
-        }
+        req.jwt = bearer(headers);
     }
     req.cookie_token = cookie(headers, "authToken");
     Ok(req)
+}
+
+/// `Authorization: Bearer <token>` (the scheme is matched case-insensitively, as Kuzzle does).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let auth = header(headers, "authorization")?;
+    (auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ")).then(|| auth[7..].trim().to_string())
 }
 
 /// A cookie's value; `authToken=null` (what logout sets) counts as none.

@@ -55,13 +55,7 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
         let (app, tx, ip) = (app.clone(), tx.clone(), client_ip.clone());
         tokio::spawn(async move {
             let response = match Request::from_json(value, Protocol::WebSocket, connection_id, ip) {
-                Ok(req) => {
-                    let rid = req.request_id.clone();
-                    let app2 = app.clone();
-                    tokio::task::spawn_blocking(move || dispatch::handle(&app2, req)).await.unwrap_or_else(|e| {
-                        Response::bare_error(rid, crate::auth::internal(&format!("handler failed: {e}")))
-                    })
-                }
+                Ok(req) => dispatch::dispatch(app.clone(), req).await,
                 Err((rid, e)) => Response::bare_error(rid, e),
             };
             let _ = tx.send(Message::text(response.envelope(&app.node, true).to_string())).await;

@@ -10,6 +10,17 @@ use crate::sandbox::host::Overlay;
 use crate::tokens::expires_in::{self, TtlError};
 use serde_json::{Map, Value, json};
 
+/// The strategy a login request names: the `strategy` argument, else `body.strategy`, else
+/// "local" for the seed's `POST /_login`. (The transports use it to wait for a slot first.)
+pub fn strategy_name(req: &crate::api::request::Request) -> Option<&str> {
+    match (req.args.get("strategy"), req.body_object().and_then(|b| b.get("strategy"))) {
+        (Some(Value::String(s)), _) => Some(s),
+        (None | Some(Value::Null), Some(Value::String(s))) => Some(s),
+        (None, None) if req.protocol == Protocol::Http => Some("local"),
+        _ => None,
+    }
+}
+
 pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     let req = ctx.req;
     let mut body: Map<String, Value> = match &req.body {

@@ -13,16 +13,10 @@ pub fn verify(ctx: &Ctx, body: &serde_json::Map<String, Value>) -> Result<String
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let store = &ctx.app.store;
-    let text = store
-        .kv_get("apikey", &format!("key:{hex}"))
-        .map_err(|e| super::internal(&e.to_string()))?
-        .ok_or_else(missing)?;
-    let kuid: String = serde_json::from_str(&text).map_err(|_| missing())?;
-    let stored = store
-        .kv_get("apikey", &format!("kuid:{kuid}"))
-        .map_err(|e| super::internal(&e.to_string()))?
-        .ok_or_else(missing)?;
-    let stored: String = serde_json::from_str(&stored).map_err(|_| missing())?;
+    // strategies/apikey keeps raw strings: `key:<hex>` → kuid, `kuid:<kuid>` → hex.
+    let read = |key: String| store.kv_get("apikey", &key).map_err(|e| super::internal(&e.to_string()));
+    let kuid = read(format!("key:{hex}"))?.ok_or_else(missing)?;
+    let stored = read(format!("kuid:{kuid}"))?.ok_or_else(missing)?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), hex.as_bytes())) {
         return Err(missing());
     }

@@ -29,13 +29,20 @@ pub struct Limits {
     /// Log lines a call may emit (more are dropped and counted), and their length.
     pub max_log_lines: u32,
     pub max_log_line_bytes: usize,
-    /// Calls in flight per strategy; more are refused at once (503).
+    /// Calls in flight per strategy. Logins beyond it wait (up to `queue_ms`, without holding
+    /// a thread), other calls are refused at once (503): one slow strategy cannot take every
+    /// worker.
     pub max_concurrent_calls: u32,
+    /// How long a login waits for a slot of its strategy before a 503 (ms).
+    pub queue_ms: u64,
     /// Sandbox instances alive at once, across strategies (the pooling allocator's size).
     pub pool_instances: u32,
     /// Fresh instances kept ready per strategy (built in the background, one call each);
     /// 0 builds every instance on the request path.
     pub warm_instances: u32,
+    /// Linear memory kept mapped when an instance's slot is recycled (global only): the next
+    /// call on the slot takes fewer page faults, at the cost of resident memory per slot.
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for Limits {
@@ -55,9 +62,11 @@ impl Default for Limits {
             max_storage_bytes: 256 << 20,
             max_log_lines: 20,
             max_log_line_bytes: 1024,
-            max_concurrent_calls: 64,
+            max_concurrent_calls: 16,
+            queue_ms: 1000,
             pool_instances: 256,
             warm_instances: 2,
+            keep_resident_bytes: 1 << 20,
         }
     }
 }

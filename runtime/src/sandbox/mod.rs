@@ -52,6 +52,9 @@ pub struct Strategy {
     pub limit_overrides: String,
     pub metrics: Arc<StrategyMetrics>,
     in_flight: AtomicU32,
+    /// Login admission for this strategy (`limits.max_concurrent_calls` permits, waited on
+    /// asynchronously before a worker thread is taken).
+    pub gate: Arc<tokio::sync::Semaphore>,
     /// Fresh instances built ahead of time, each for exactly one call (see `warm`).
     warm: std::sync::Mutex<Vec<warm::Ready>>,
     /// Set at install: lets the background thread refill this strategy while it lives.
@@ -554,8 +557,8 @@ fn engine_config(limits: &Limits) -> Config {
         .max_core_instances_per_component(16)
         .max_memories_per_component(4)
         .max_tables_per_component(16)
-        // Keep the first MiB of a recycled heap mapped: fewer page faults on the next call.
-        .linear_memory_keep_resident(1 << 20);
+        // Keep the start of a recycled heap mapped: fewer page faults on the next call.
+        .linear_memory_keep_resident(limits.keep_resident_bytes);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
@@ -568,6 +571,10 @@ fn engine_config(limits: &Limits) -> Config {
 fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &Limits) -> CallError {
     if let Some(hit) = err.downcast_ref::<LimitHit>() {
         return CallError::Limit(hit.to_string());
+    }
+    // Every pooling slot is taken (too many calls at once across strategies): try later.
+    if format!("{err:#}").contains("concurrent limit") {
+        return CallError::Busy { cap: limits.pool_instances };
     }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
     match err.downcast_ref::<Trap>() {

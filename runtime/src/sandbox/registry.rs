@@ -107,8 +107,8 @@ pub fn merge_limits(global: &super::Limits, overrides: &str) -> Result<super::Li
     let Some(map) = overrides.as_object() else { return Err(refuse("invalid limits: it must be a JSON object")) };
     let mut merged = serde_json::to_value(global).expect("limits serialize");
     for (key, value) in map {
-        if key == "pool_instances" {
-            return Err(refuse("limits.pool_instances is global; it cannot be set per strategy"));
+        if key == "pool_instances" || key == "keep_resident_bytes" {
+            return Err(refuse(format!("limits.{key} is global; it cannot be set per strategy")));
         }
         merged[key] = value.clone();
     }
@@ -139,6 +139,7 @@ pub(super) fn prepare(
         return Err(refuse("invalid strategy config: it must be a JSON object"));
     }
     let merged = merge_limits(&sandbox.limits, limits)?;
+    let merged_cap = merged.max_concurrent_calls as usize;
     let limit_overrides =
         serde_json::from_str::<serde_json::Value>(if limits.trim().is_empty() { "{}" } else { limits })
             .map(|v| v.to_string())
@@ -174,6 +175,7 @@ pub(super) fn prepare(
         limit_overrides,
         metrics: sandbox.metrics_for(name),
         in_flight: AtomicU32::new(0),
+        gate: std::sync::Arc::new(tokio::sync::Semaphore::new(merged_cap)),
         warm: std::sync::Mutex::new(Vec::new()),
         me: std::sync::OnceLock::new(),
     };

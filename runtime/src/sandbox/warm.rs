@@ -20,9 +20,9 @@ pub(super) struct Background {
     reap: SyncSender<wasmtime::Store<HostState>>,
 }
 
-/// Stores waiting to be dropped; past this, the request thread drops its own (no unbounded
-/// backlog holding pool slots).
-const REAP_QUEUE: usize = 256;
+/// Stores waiting to be dropped; past this, the request thread drops its own. Each waiting
+/// Store holds a pooling-allocator slot, so this stays far below `limits.pool_instances`.
+const REAP_QUEUE: usize = 16;
 
 impl Background {
     pub(super) fn start(build: Builder) -> Self {

@@ -54,6 +54,19 @@ pub struct Claims {
     pub jti: String,
 }
 
+impl Claims {
+    /// The checks every format makes once the signature holds: a user, and not expired.
+    pub fn checked(self, now_s: i64) -> Result<Claims, VerifyError> {
+        if self.kuid.is_empty() {
+            return Err(VerifyError::Invalid);
+        }
+        match self.exp {
+            Some(exp) if now_s >= exp => Err(VerifyError::Expired),
+            _ => Ok(self),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyError {
     /// Malformed, forged, wrong algorithm: `security.token.invalid`.
@@ -106,13 +119,7 @@ impl Jwt {
         hmac::verify(&self.key, signing_input.as_bytes(), &sig).map_err(|_| VerifyError::Invalid)?;
         let payload = B64.decode(p).map_err(|_| VerifyError::Invalid)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| VerifyError::Invalid)?;
-        if claims.kuid.is_empty() {
-            return Err(VerifyError::Invalid);
-        }
-        match claims.exp {
-            Some(exp) if now_s >= exp => Err(VerifyError::Expired),
-            _ => Ok(claims),
-        }
+        claims.checked(now_s)
     }
 }
 

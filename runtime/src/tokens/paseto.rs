@@ -71,13 +71,7 @@ impl Paseto {
         }
         .map_err(|_| VerifyError::Invalid)?;
         let claims: Claims = serde_json::from_str(trusted.payload()).map_err(|_| VerifyError::Invalid)?;
-        if claims.kuid.is_empty() {
-            return Err(VerifyError::Invalid);
-        }
-        match claims.exp {
-            Some(exp) if now_s >= exp => Err(VerifyError::Expired),
-            _ => Ok(claims),
-        }
+        claims.checked(now_s)
     }
 }
 
