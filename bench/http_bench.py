@@ -148,11 +148,11 @@ def main():
 
     # --- under attack: an infinite-loop strategy hammered in parallel ------------------------
     register(srv, admin, "chaos", "hostile_chaos")
-    attack = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{SECONDS + 2}s", "-s", "/dev/stdin", srv.base + "/_login/chaos"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    attack.stdin.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                       'wrk.body = \'{"mode":"loop"}\'\n')
-    attack.stdin.close()
+    attack_script = work / "attack.lua"
+    attack_script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                             'wrk.body = \'{"mode":"loop"}\'\n')
+    attack = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{SECONDS + 2}s", "-s", str(attack_script), srv.base + "/_login/chaos"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(1)
     results["apikey_attack"] = wrk(srv.base, "/_login/apikey", {"key": key}, connections=64, threads=1)
     attack_out = attack.communicate(timeout=SECONDS + 60)[0]
