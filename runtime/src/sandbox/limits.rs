@@ -66,7 +66,7 @@ impl Default for Limits {
             queue_ms: 1000,
             pool_instances: 256,
             warm_instances: 2,
-            keep_resident_bytes: 1 << 20,
+            keep_resident_bytes: 4 << 20,
         }
     }
 }
