@@ -53,6 +53,11 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         let kuid = super::native_bench::verify(ctx, &body)?;
         return issue(ctx, "apikey", kuid, ttl, cookie_mode);
     }
+    #[cfg(feature = "bench-native")]
+    if name == "local-native" {
+        let kuid = super::native_bench::verify_local(ctx, &body)?;
+        return issue(ctx, "local", kuid, ttl, cookie_mode);
+    }
     let strategy = strategy(ctx, &name)?;
 
     // Throttling: logins per second on this connection, and the per-account soft lock.

@@ -1,6 +1,7 @@
 //! Benchmarks only (`--features bench-native`): `POST /_login/apikey-native` runs the `apikey`
 //! strategy's logic compiled natively, over the same storage and with the same host checks,
-//! so `make bench` can compare a sandboxed login with a native one on the same server.
+//! and `POST /_login/local-native` the `local` one (argon2id through the same host hasher),
+//! so `make bench` can compare sandboxed logins with native ones on the same server.
 
 use crate::actions::Ctx;
 use crate::api::errors::{KError, defs};
@@ -21,4 +22,23 @@ pub fn verify(ctx: &Ctx, body: &serde_json::Map<String, Value>) -> Result<String
         return Err(missing());
     }
     Ok(kuid)
+}
+
+/// The kuid for `{"username", "password"}`, as strategies/local computes it.
+pub fn verify_local(ctx: &Ctx, body: &serde_json::Map<String, Value>) -> Result<String, KError> {
+    let wrong = || KError::new(defs::PLUGIN_STRATEGY_MISSING_USER, &["wrong username or password"]);
+    let (Some(user), Some(password)) =
+        (body.get("username").and_then(Value::as_str), body.get("password").and_then(Value::as_str))
+    else {
+        return Err(wrong());
+    };
+    let text = ctx
+        .app
+        .store
+        .kv_get("local", &format!("user:{user}"))
+        .map_err(|e| super::internal(&e.to_string()))?
+        .ok_or_else(wrong)?;
+    let account: Value = serde_json::from_str(&text).map_err(|_| wrong())?;
+    let (Some(kuid), Some(hash)) = (account["kuid"].as_str(), account["hash"].as_str()) else { return Err(wrong()) };
+    if ctx.app.sandbox.hasher().verify(password, hash) { Ok(kuid.to_string()) } else { Err(wrong()) }
 }

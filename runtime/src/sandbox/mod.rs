@@ -165,6 +165,11 @@ impl Sandbox {
         })
     }
 
+    /// The host's password hasher (the one strategies reach through `crypto`).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
