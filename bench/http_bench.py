@@ -205,6 +205,32 @@ def main():
     write_report(results)
 
 
+# Written by hand from a `perf record` under load (2026-11-28); kept in every report.
+ANALYSIS = """## What is missed, and what the profile shows
+
+- **Sandbox cycle ≤ 10 µs, apikey throughput ≥ 0.85 × native and ≥ 0.6 × the floor: missed.** A
+  sandboxed apikey login costs about 2 × the native one in CPU. `perf record` under wrk load
+  (64 connections) showed: `memset` 13 % (wasmtime resets the touched part of a recycled heap
+  after every call), TLB-shootdown IPIs 15 % (`smp_call_function_many_cond`, `native_write_msr`:
+  decommits across the two cores), context switches 11 % (worker threads, the instance-builder
+  and reaper threads), malloc/free 8 %; the guest code itself is small.
+- Tried, kept: the pooling allocator, `InstancePre`, `concurrency_support(false)`, epoch (not
+  fuel), fresh instances built ahead by a background thread and Stores dropped by another
+  (each instance still serves exactly one call), `linear_memory_keep_resident` 4 MiB (+22 %),
+  strategies linked with a 128 KiB wasm stack instead of 1 MiB (+25 %: less memory to reset),
+  one argon2 buffer per core (peak RSS under concurrent `local` logins 2.7 GB → 95 MB).
+- Next steps: a 6.7+ kernel lets wasmtime reset only dirty pages (`PAGEMAP_SCAN`, not
+  available on this 6.1 kernel); running cheap strategies on the async worker instead of a
+  blocking-thread hop; with 2 cores, the background builder/reaper threads compete with request
+  threads (the back-to-back figure is worse than the paced one), so `limits.warm_instances = 0`
+  may win on small machines — measure before changing the default.
+- "Start-up with the bundled strategy only" is slower than with 22 strategies because those
+  servers start on an empty data directory: the bundled component is compiled, not loaded
+  from the cache.
+
+"""
+
+
 def write_report(r):
     micro = MICRO.read_text() if MICRO.exists() else "(micro-benchmark output missing)\n"
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
@@ -245,9 +271,7 @@ Absolute figures move by ±30 % between runs.
 
 | target | measured | |
 |---|---|---|
-""" + "\n".join(f"| {n} | {v} | {verdict(ok)} |" for n, v, ok in targets) + f"""
-
-## HTTP load (wrk, {SECONDS} s each, 2 threads, 64 connections unless noted; latencies in ms)
+""" + "\n".join(f"| {n} | {v} | {verdict(ok)} |" for n, v, ok in targets) + "\n\n" + ANALYSIS + f"""## HTTP load (wrk, {SECONDS} s each, 2 threads, 64 connections unless noted; latencies in ms)
 
 | scenario | requests/s | p50 | p99 | non-2xx |
 |---|---|---|---|---|
