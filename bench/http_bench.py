@@ -208,22 +208,25 @@ def main():
 # Written by hand from a `perf record` under load (2026-11-28); kept in every report.
 ANALYSIS = """## What is missed, and what the profile shows
 
-- **Sandbox cycle ≤ 10 µs, apikey throughput ≥ 0.85 × native and ≥ 0.6 × the floor: missed.** A
-  sandboxed apikey login costs about 2 × the native one in CPU. `perf record` under wrk load
-  (64 connections) showed: `memset` 13 % (wasmtime resets the touched part of a recycled heap
-  after every call), TLB-shootdown IPIs 15 % (`smp_call_function_many_cond`, `native_write_msr`:
-  decommits across the two cores), context switches 11 % (worker threads, the instance-builder
-  and reaper threads), malloc/free 8 %; the guest code itself is small.
+- **Sandbox cycle ≤ 10 µs, apikey throughput ≥ 0.85 × native and ≥ 0.6 × the floor: missed**
+  (figures above). A first `perf record` under wrk load (64 connections) showed: `memset` 13 %
+  (wasmtime resets the touched part of a recycled heap after every call), TLB-shootdown IPIs
+  15 % (`smp_call_function_many_cond`, `native_write_msr`: decommits across the two cores),
+  context switches 11 % (blocking-thread hops and the helper threads of the time), malloc 8 %;
+  the guest code itself was small. What followed came from that profile.
 - Tried, kept: the pooling allocator, `InstancePre`, `concurrency_support(false)`, epoch (not
-  fuel), fresh instances built ahead by a background thread and Stores dropped by another
-  (each instance still serves exactly one call), `linear_memory_keep_resident` 4 MiB (+22 %),
-  strategies linked with a 128 KiB wasm stack instead of 1 MiB (+25 %: less memory to reset),
-  one argon2 buffer per core (peak RSS under concurrent `local` logins 2.7 GB → 95 MB).
-- Next steps: a 6.7+ kernel lets wasmtime reset only dirty pages (`PAGEMAP_SCAN`, not
-  available on this 6.1 kernel); running cheap strategies on the async worker instead of a
-  blocking-thread hop; with 2 cores, the background builder/reaper threads compete with request
-  threads (the back-to-back figure is worse than the paced one), so `limits.warm_instances = 0`
-  may win on small machines — measure before changing the default.
+  fuel); fresh instances built ahead and Stores dropped *after the response is sent*, on the
+  same worker thread (each instance still serves exactly one call; the request path is "take a
+  ready instance, call it"); `linear_memory_keep_resident` 4 MiB (+22 % logins/s); strategies
+  linked with a 128 KiB wasm stack instead of rustc's 1 MiB (+25 %: less memory to reset, drop
+  20 → 7 µs); one increment per histogram on the hot path; one argon2 buffer per core (peak RSS
+  under concurrent `local` logins 2.7 GB → 95 MB).
+- Tried, dropped: background builder and reaper threads (they cost two cross-thread wake-ups
+  per call; the paced request path was 42 µs with them, 20 µs with the same-thread aftercare).
+- Left: the call itself (≈ 12 µs against 6.3 µs natively for the same logic: four host calls,
+  two SQLite reads, the guest's first-call initialisation on a fresh instance); the blocking-
+  thread hop per request; a 6.7+ kernel would let wasmtime reset only dirty pages
+  (`PAGEMAP_SCAN`; this machine runs 6.1).
 - "Start-up with the bundled strategy only" is slower than with 22 strategies because those
   servers start on an empty data directory: the bundled component is compiled, not loaded
   from the cache.
@@ -239,7 +242,7 @@ def write_report(r):
     floor, api, nat, loc = r["floor"], r["apikey"], r["apikey_native"], r["local"]
     m = re.search(r"local verify, native\s+median\s+([\d.]+)", micro)
     argon_us = float(m.group(1)) if m else float("nan")
-    m = re.search(r"apikey verify, sandboxed, paced \(request path\)\s+median\s+([\d.]+)", micro)
+    m = re.search(r"apikey verify, sandboxed, request path\s+median\s+([\d.]+)", micro)
     cycle_us = float(m.group(1)) if m else float("nan")
 
     def row(name, w):

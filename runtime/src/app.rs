@@ -56,6 +56,7 @@ impl App {
         let mut id = [0u8; 4];
         ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
         let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        sandbox.after_response();
         let throttle = crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms);
         let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
         Ok(Arc::new(App { config, store, sandbox, tokens, throttle, admission, node }))

@@ -36,10 +36,14 @@ pub async fn dispatch(app: std::sync::Arc<App>, req: Request) -> Response {
         return Response::new(&req, Err(crate::auth::internal("the server is shutting down")));
     };
     let rid = req.request_id.clone();
-    let app2 = app.clone();
-    tokio::task::spawn_blocking(move || handle(&app2, req))
-        .await
-        .unwrap_or_else(|e| Response::bare_error(rid, crate::auth::internal(&format!("request handler failed: {e}"))))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The response goes back first; then the same thread tidies up after the sandbox (drops
+    // the call's Store, builds the next fresh instance) while the client already has its answer.
+    tokio::task::spawn_blocking(move || {
+        let _ = tx.send(handle(&app, req));
+        app.sandbox.after_response();
+    });
+    rx.await.unwrap_or_else(|_| Response::bare_error(rid, crate::auth::internal("request handler failed")))
 }
 
 pub fn handle(app: &App, req: Request) -> Response {

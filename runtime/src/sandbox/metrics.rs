@@ -65,19 +65,21 @@ impl<const N: usize> Default for Histogram<N> {
 }
 
 impl<const N: usize> Histogram<N> {
+    /// One increment on the hot path: buckets hold their own counts, made cumulative (as
+    /// Prometheus wants) when rendered.
     fn observe(&self, bounds: &[f64; N], value: f64) {
-        for (bucket, bound) in self.buckets.iter().zip(bounds) {
-            if value <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        if let Some(i) = bounds.iter().position(|bound| value <= *bound) {
+            self.buckets[i].fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_micro.fetch_add((value * 1e6) as u64, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, strategy: &str, bounds: &[f64; N]) {
+        let mut cumulative = 0;
         for (bucket, bound) in self.buckets.iter().zip(bounds) {
-            let _ = writeln!(out, "{name}_bucket{{strategy=\"{strategy}\",le=\"{bound}\"}} {}", bucket.load(Relaxed));
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{strategy=\"{strategy}\",le=\"{bound}\"}} {cumulative}");
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{strategy=\"{strategy}\",le=\"+Inf\"}} {count}");
@@ -164,4 +166,26 @@ pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_render_cumulative() {
+        let m = std::sync::Arc::new(StrategyMetrics::default());
+        for secs in [0.000_01, 0.000_3, 0.000_3, 0.2] {
+            m.record(Outcome::Ok, Some(Duration::from_secs_f64(secs)), Some(0.5));
+        }
+        m.record(Outcome::Cpu, None, None);
+        let text = render(&[("s".to_string(), m.clone())]);
+        let line = |le: &str| format!("sandgate_strategy_call_duration_seconds_bucket{{strategy=\"s\",le=\"{le}\"}}");
+        assert!(text.contains(&format!("{} 1\n", line("0.000025"))), "{text}");
+        assert!(text.contains(&format!("{} 3\n", line("0.0005"))), "{text}");
+        assert!(text.contains(&format!("{} 3\n", line("0.1"))), "0.2 s is above every bound");
+        assert!(text.contains(&format!("{} 4\n", line("+Inf"))));
+        assert!(text.contains("sandgate_strategy_calls_total{strategy=\"s\",outcome=\"limit_cpu\"} 1"));
+        assert_eq!(m.count(Outcome::Ok), 4);
+    }
 }

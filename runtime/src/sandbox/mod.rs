@@ -57,7 +57,7 @@ pub struct Strategy {
     pub gate: Arc<tokio::sync::Semaphore>,
     /// Fresh instances built ahead of time, each for exactly one call (see `warm`).
     warm: std::sync::Mutex<Vec<warm::Ready>>,
-    /// Set at install: lets the background thread refill this strategy while it lives.
+    /// Set at install: lets the aftercare refill this strategy while it lives.
     me: std::sync::OnceLock<std::sync::Weak<Strategy>>,
 }
 
@@ -119,7 +119,7 @@ pub struct Sandbox {
     strategies: RwLock<HashMap<String, Arc<Strategy>>>,
     metrics: std::sync::Mutex<HashMap<String, Arc<StrategyMetrics>>>,
     stats: Stats,
-    background: warm::Background,
+    aftercare: warm::Aftercare,
 }
 
 /// Process-wide counters (the per-strategy metrics build on these).
@@ -152,7 +152,7 @@ impl Sandbox {
             Arc::new(move |s: &Strategy| fresh(&engine, &hasher, &store, s))
         };
         Ok(Sandbox {
-            background: warm::Background::start(builder),
+            aftercare: warm::Aftercare::new(builder),
             engine,
             linker,
             limits: Arc::new(limits),
@@ -163,6 +163,12 @@ impl Sandbox {
             metrics: std::sync::Mutex::new(HashMap::new()),
             stats: Stats::default(),
         })
+    }
+
+    /// Work deferred by this thread's calls: drop their Stores, build fresh instances for the
+    /// next calls. Call it once the response is on its way (`api::dispatch` does).
+    pub fn after_response(&self) {
+        self.aftercare.run();
     }
 
     /// The host's password hasher (the one strategies reach through `crypto`).
@@ -224,7 +230,7 @@ impl Sandbox {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         // A ready fresh instance if there is one, else one built now.
         let ready = strategy.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        self.background.refill(strategy);
+        self.aftercare.refill(strategy);
         let (mut store, outcome) =
             match ready.map(Ok).unwrap_or_else(|| fresh(&self.engine, &self.hasher, &self.store, strategy)) {
                 Ok((mut store, instance)) => {
@@ -267,7 +273,7 @@ impl Sandbox {
             Err(err) => Err(classify(err, &store, &limits)),
         };
         strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));
-        self.background.reap(store);
+        self.aftercare.reap(store);
         result
     }
 
