@@ -37,7 +37,7 @@ pub struct Limits {
     pub queue_ms: u64,
     /// Sandbox instances alive at once, across strategies (the pooling allocator's size).
     pub pool_instances: u32,
-    /// Fresh instances kept ready per strategy (built in the background, one call each);
+    /// Fresh instances kept ready per strategy (built after a response is sent, one call each);
     /// 0 builds every instance on the request path.
     pub warm_instances: u32,
     /// Linear memory kept mapped when an instance's slot is recycled (global only): the next
