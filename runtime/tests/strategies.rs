@@ -250,3 +250,32 @@ fn offline_strategy_commands() {
     let (_, out, _) = run(&["strategy", "list"]);
     assert!(!out.contains("keys"), "{out}");
 }
+
+/// The JSON query protocol: controller `strategies`, actions register / info / unregister,
+/// the component as base64 in `body.wasm`.
+#[test]
+fn register_over_the_json_query_protocol() {
+    use base64::Engine as _;
+    let s = TestServer::start();
+    let admin = s.admin();
+    let wasm = base64::engine::general_purpose::STANDARD.encode(component("strategy_apikey"));
+    let query = |action: &str, body: Option<Value>, jwt: Option<&str>| {
+        let mut q = json!({ "controller": "strategies", "action": action, "name": "keys" });
+        if let Some(b) = body {
+            q["body"] = b;
+        }
+        if let Some(t) = jwt {
+            q["jwt"] = json!(t);
+        }
+        s.post("/_query", q, None)
+    };
+    assert_error(&query("register", Some(json!({ "wasm": wasm })), None), 401, "security.rights.unauthorized");
+    let (status, body) = query("register", Some(json!({ "wasm": wasm, "config": { "a": 1 } })), Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["config"], json!({ "a": 1 }));
+    assert_eq!(query("info", None, Some(&admin)).1["result"]["fields"], json!(["key"]));
+    let bad = query("register", Some(json!({ "wasm": "not base64!" })), Some(&admin));
+    assert_error(&bad, 400, "plugin.sandbox.invalid_component");
+    assert_eq!(query("unregister", None, Some(&admin)).0, 200);
+    assert_eq!(s.get("/strategies", Some(&admin)).1["result"], json!(["local"]));
+}
