@@ -56,6 +56,7 @@ bench: rust-strategies
 	$(CARGO) bench -p sandgate --features bench-native --bench sandbox | tee target/bench-micro.txt
 	python3 bench/http_bench.py
 
-lint:
+lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p sandgate --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p sandgate-strategy $(addprefix -p ,$(STRATEGIES)) -- -D warnings

@@ -151,12 +151,10 @@ impl Config {
         if grace < 0.0 {
             return Err("tokens.grace_period: must not be negative".into());
         }
-        if let Some(secret) = &t.secret {
-            if secret.len() < 32 {
-                return Err(
-                    "tokens.secret: must be at least 32 characters (or leave it out to have one generated)".into()
-                );
-            }
+        if let Some(secret) = &t.secret
+            && secret.len() < 32
+        {
+            return Err("tokens.secret: must be at least 32 characters (or leave it out to have one generated)".into());
         }
         file.limits.validate()?;
         crate::sandbox::PasswordHasher::new(&file.argon2).map(|_| ()).map_err(|e| format!("argon2: {e}"))?;

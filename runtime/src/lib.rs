@@ -6,7 +6,7 @@
 //! - [`auth`], [`security`], [`server`]: the controllers
 //! - [`tokens`]: `expiresIn`, JWT, revocation
 //! - [`sandbox`]: wasmtime engine, strategies, limits, host interfaces
-//! - [`store`]: persistence (SQLite)
+//! - [`store`] — persistence (SQLite)
 
 pub mod actions;
 pub mod api;

@@ -48,10 +48,10 @@ pub async fn dispatch(app: std::sync::Arc<App>, req: Request) -> Response {
 
 pub fn handle(app: &App, req: Request) -> Response {
     let outcome = pipeline(app, &req);
-    if let Err(e) = &outcome {
-        if e.status >= 500 {
-            tracing::warn!(request_id = %req.request_id, controller = %req.controller, action = %req.action, id = e.id, "{}", e.message);
-        }
+    if let Err(e) = &outcome
+        && e.status >= 500
+    {
+        tracing::warn!(request_id = %req.request_id, controller = %req.controller, action = %req.action, id = e.id, "{}", e.message);
     }
     Response::new(&req, outcome)
 }

@@ -162,15 +162,15 @@ impl Tokens {
         let issued_ms =
             claims.jti.split_once('-').and_then(|(ms, _)| ms.parse::<i64>().ok()).ok_or(VerifyError::Invalid)?;
         let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(void_from) = state.tokens.get(&claims.jti) {
-            if now >= *void_from {
-                return Err(VerifyError::Invalid);
-            }
+        if let Some(void_from) = state.tokens.get(&claims.jti)
+            && now >= *void_from
+        {
+            return Err(VerifyError::Invalid);
         }
-        if let Some(cutoff) = state.users.get(&claims.kuid) {
-            if issued_ms <= *cutoff {
-                return Err(VerifyError::Invalid);
-            }
+        if let Some(cutoff) = state.users.get(&claims.kuid)
+            && issued_ms <= *cutoff
+        {
+            return Err(VerifyError::Invalid);
         }
         let expires_at = claims.exp.map_or(-1, |exp| exp * 1000);
         Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at })
