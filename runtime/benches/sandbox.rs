@@ -125,7 +125,8 @@ fn main() {
     let nat_apikey = measure(n, 500, || {
         native_apikey();
     });
-    let ln = (n / 50).max(20);
+    // BENCH_SKIP_LOCAL=1 leaves argon2 out (for profiling the sandbox alone).
+    let ln = if std::env::var_os("BENCH_SKIP_LOCAL").is_some() { 3 } else { (n / 50).max(20) };
     let sb_local = measure(ln, 5, || {
         sandbox.verify(&local, &local_req, &mut Overlay::default(), "b").unwrap().unwrap();
     });

@@ -569,7 +569,10 @@ fn engine_config(limits: &Limits) -> Config {
         .max_memories_per_component(4)
         .max_tables_per_component(16)
         // Keep the start of a recycled heap mapped: fewer page faults on the next call.
-        .linear_memory_keep_resident(limits.keep_resident_bytes);
+        .linear_memory_keep_resident(limits.keep_resident_bytes)
+        // Tables too: otherwise each recycled slot's tables are decommitted with madvise,
+        // and on a multi-core machine every madvise may cost a TLB shootdown.
+        .table_keep_resident(64 << 10);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
