@@ -114,8 +114,13 @@ fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
         let resp = reqwest::blocking::Client::new().post(format!("{base}/_login/swap")).json(&body).send().unwrap();
         resp.json::<Value>().unwrap()
     });
-    std::thread::sleep(Duration::from_millis(400));
-    // …while the strategy is replaced by another component.
+    // Wait until it is really running in the sandbox (not a fixed sleep: CI may be loaded)…
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.get("/strategies/swap", Some(&admin)).1["result"]["inFlight"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "the slow login never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // …then replace the strategy by another component.
     let info = s.register(&admin, "swap", "strategy_apikey", "");
     assert_eq!(info["fields"], json!(["key"]));
     let old = slow.join().unwrap();
