@@ -58,6 +58,28 @@ const MIGRATIONS: &[&str] = &[
         registered_at_ms INTEGER NOT NULL
     );
     "#,
+    // 3: per-strategy storage usage, kept exact by triggers in the writing transaction, so a
+    //    quota check is one row read instead of a scan of the strategy's keys on every write.
+    r#"
+    CREATE TABLE strategy_kv_usage (
+        strategy TEXT PRIMARY KEY,
+        keys INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO strategy_kv_usage (strategy, keys, bytes)
+        SELECT strategy, count(*), sum(length(key) + length(value)) FROM strategy_kv GROUP BY strategy;
+    CREATE TRIGGER strategy_kv_usage_insert AFTER INSERT ON strategy_kv BEGIN
+        INSERT INTO strategy_kv_usage (strategy, keys, bytes) VALUES (new.strategy, 1, length(new.key) + length(new.value))
+        ON CONFLICT(strategy) DO UPDATE SET keys = keys + 1, bytes = bytes + length(new.key) + length(new.value);
+    END;
+    CREATE TRIGGER strategy_kv_usage_update AFTER UPDATE OF value ON strategy_kv BEGIN
+        UPDATE strategy_kv_usage SET bytes = bytes - length(old.value) + length(new.value) WHERE strategy = new.strategy;
+    END;
+    CREATE TRIGGER strategy_kv_usage_delete AFTER DELETE ON strategy_kv BEGIN
+        UPDATE strategy_kv_usage SET keys = keys - 1, bytes = bytes - length(old.key) - length(old.value)
+        WHERE strategy = old.strategy;
+    END;
+    "#,
 ];
 
 const READERS: usize = 4;
@@ -197,12 +219,12 @@ impl Store for Sqlite {
 
     fn kv_usage(&self, strategy: &str) -> Result<KvUsage> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM strategy_kv WHERE strategy = ?1",
-            )?
-            .query_row([strategy], |r| {
-                Ok(KvUsage { keys: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 })
-            })
+            c.prepare_cached("SELECT keys, bytes FROM strategy_kv_usage WHERE strategy = ?1")?
+                .query_row([strategy], |r| {
+                    Ok(KvUsage { keys: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 })
+                })
+                .optional()
+                .map(Option::unwrap_or_default)
         })
     }
 
@@ -405,6 +427,14 @@ mod tests {
         assert_eq!(db.kv_list("a", "user:", 1).unwrap(), vec!["user:1"]);
         assert_eq!(db.kv_get("b", "user:1").unwrap(), None);
         assert_eq!(db.kv_usage("a").unwrap(), KvUsage { keys: 3, bytes: 6 + 6 + 5 + 3 });
+        // Kept by triggers: an overwrite, a delete, and a failed batch (rolled back).
+        db.commit(&[Change::KvPut { strategy: "a".into(), key: "other".into(), value: "vvvv".into() }]).unwrap();
+        db.commit(&[Change::KvDelete { strategy: "a".into(), key: "user:1".into() }]).unwrap();
+        assert_eq!(db.kv_usage("a").unwrap(), KvUsage { keys: 2, bytes: (6 + 1) + (5 + 4) });
+        let _ = db.commit(&[put("a", "new"), Change::InsertUser { user: user("u", &[]), first_admin: false }]);
+        let _ = db.commit(&[put("a", "new2"), Change::InsertUser { user: user("u", &[]), first_admin: false }]);
+        assert_eq!(db.kv_usage("a").unwrap().keys, 3, "the second batch failed and left no count behind");
+        assert_eq!(db.kv_usage("nobody").unwrap(), KvUsage::default());
     }
 
     #[test]
