@@ -6,7 +6,6 @@ use crate::sandbox::{PasswordHasher, Sandbox};
 use crate::store::{Change, Store, sqlite::Sqlite};
 use crate::tokens::Tokens;
 use anyhow::{Context, anyhow};
-use ring::rand::SecureRandom;
 use std::sync::Arc;
 
 /// The `local` strategy, compiled to a component by `make strategies` and embedded.
@@ -53,9 +52,7 @@ impl App {
                 Err(e) => tracing::error!(strategy = %s.name, "not loaded: {e}"),
             }
         }
-        let mut id = [0u8; 4];
-        ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| anyhow!("system random failed"))?;
-        let node = format!("sandgate-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let node = format!("sandgate-{}", crate::ids::hex(&crate::ids::random::<4>()));
         sandbox.after_response();
         let throttle = crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms);
         let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
@@ -92,9 +89,7 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
     if let Some(saved) = store.meta_get(SECRET_KEY).map_err(|e| anyhow!("{e}"))? {
         return Ok(saved.into_bytes());
     }
-    let mut seed = [0u8; 256];
-    ring::rand::SystemRandom::new().fill(&mut seed).map_err(|_| anyhow!("system random failed"))?;
-    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::ids::hex(&crate::ids::random::<256>());
     store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }]).map_err(|e| anyhow!("{e}"))?;
     Ok(hex.into_bytes())
 }

@@ -23,12 +23,7 @@ pub fn next_connection_id() -> u64 {
 
 /// A request id: the client's `X-Kuzzle-Request-Id`, else a random uuid.
 pub fn new_request_id() -> String {
-    let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    crate::ids::uuid()
 }
 
 /// The warp filter for every HTTP route (the WebSocket upgrade is added by [`super::serve`]).

@@ -12,7 +12,7 @@ pub fn verify(ctx: &Ctx, body: &serde_json::Map<String, Value>) -> Result<String
     let missing = || KError::new(defs::PLUGIN_STRATEGY_MISSING_USER, &["invalid API key"]);
     let key = body.get("key").and_then(Value::as_str).ok_or_else(missing)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::ids::hex(digest.as_ref());
     let store = &ctx.app.store;
     // strategies/apikey keeps raw strings: `key:<hex>` → kuid, `kuid:<kuid>` → hex.
     let read = |key: String| store.kv_get("apikey", &key).map_err(|e| super::internal(&e.to_string()));

@@ -56,8 +56,7 @@ fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// Where the compiled artifact of `hash` lives for this engine. Artifacts are only valid

@@ -9,17 +9,11 @@ use crate::auth::{answer, commit, internal, public_info, strategy};
 use crate::sandbox::host::Overlay;
 use crate::store::{Change, User};
 use crate::tokens::{Tokens, now_ms};
-use ring::rand::SecureRandom;
 use serde_json::{Map, Value, json};
 
 /// A kuid when the caller gives none: 128 random bits, uuid-shaped.
 fn new_kuid() -> String {
-    let mut b = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut b).expect("system random");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    crate::ids::uuid()
 }
 
 fn object_field<'a>(
