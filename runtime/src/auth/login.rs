@@ -34,17 +34,12 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     // and expiresIn may come in the body, and are not credentials.
     let body_strategy = body.remove("strategy");
     let body_expires = body.remove("expiresIn");
-    let name = match (req.args.get("strategy"), &body_strategy) {
-        (Some(Value::String(s)), _) => s.clone(),
-        (Some(Value::Null) | None, Some(Value::String(s))) => s.clone(),
-        // `POST /_login` without a strategy: "local", as the seed documents.
-        (None, None) if req.protocol == Protocol::Http => "local".to_string(),
-        (None | Some(Value::Null), None | Some(Value::Null)) => {
-            return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"]));
-        }
-        _ => {
+    let name = match strategy_name(req) {
+        Some(name) => name.to_string(),
+        None if [req.args.get("strategy"), body_strategy.as_ref()].iter().flatten().any(|v| !v.is_null()) => {
             return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"]));
         }
+        None => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"])),
     };
     let cookie_mode = super::cookie::requested(req, ctx.app.config.cookie_auth)?;
     let ttl = requested_ttl(ctx, req.args.get("expiresIn").or(body_expires.as_ref()))?;
