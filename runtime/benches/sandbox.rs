@@ -67,15 +67,15 @@ fn main() {
     let keep = limits.keep_resident_bytes;
     let sandbox =
         Sandbox::new(limits, PasswordHasher::new(&argon2).unwrap(), store.clone(), dir.path().join("cache")).unwrap();
-    let apikey = sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}").unwrap();
-    let local = sandbox.prepare("local", &component("strategy_local"), "{}", "{}").unwrap();
+    let apikey = sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap();
+    let local = sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap();
     let key = "bench-key-0123456789-abcdefghijklmnop";
     create(&sandbox, &*store, &apikey, "bot", &format!(r#"{{"key":"{key}"}}"#));
     create(&sandbox, &*store, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);
     let apikey_req = request(&format!(r#"{{"key":"{key}"}}"#));
     let local_req = request(r#"{"username":"alice","password":"s3cret"}"#);
-    assert_eq!(sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b").unwrap().unwrap(), "bot");
-    assert_eq!(sandbox.verify(&local, &local_req, &mut Overlay::default(), "b").unwrap().unwrap(), "alice");
+    assert_eq!(sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap(), "bot");
+    assert_eq!(sandbox.verify(&local, &local_req, &mut Overlay::default(), "b", None).unwrap().unwrap(), "alice");
 
     // The same logic, natively: apikey = sha256(key) → `key:<hex>` → kuid, `kuid:<kuid>` → the
     // fingerprint, constant-time compare; local = parse, `user:<name>`, argon2id verify.
@@ -106,7 +106,7 @@ fn main() {
     println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
     // Back to back: everything a call costs, the aftercare included.
     let sb_apikey = measure(n, 500, || {
-        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b").unwrap().unwrap();
+        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
         sandbox.after_response();
     });
     // The request path: what a login waits for (a ready fresh instance, the call); the
@@ -114,7 +114,7 @@ fn main() {
     let mut path = Vec::with_capacity(n);
     for i in 0..n + 500 {
         let t = Instant::now();
-        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b").unwrap().unwrap();
+        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
         let took = t.elapsed();
         sandbox.after_response();
         if i >= 500 {
@@ -128,7 +128,7 @@ fn main() {
     // BENCH_SKIP_LOCAL=1 leaves argon2 out (for profiling the sandbox alone).
     let ln = if std::env::var_os("BENCH_SKIP_LOCAL").is_some() { 3 } else { (n / 50).max(20) };
     let sb_local = measure(ln, 5, || {
-        sandbox.verify(&local, &local_req, &mut Overlay::default(), "b").unwrap().unwrap();
+        sandbox.verify(&local, &local_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
     });
     let nat_local = measure(ln, 5, || {
         native_local();

@@ -9,8 +9,8 @@ use super::limits::Limits;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime::StoreLimits;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
@@ -41,6 +41,18 @@ pub enum LimitHit {
     HashCalls(u32),
     HostCalls(u32),
     StorageFailure(String),
+    /// The call ran past `limits.wall_ms`.
+    Wall(u64),
+    /// A storage key (or prefix) longer than `limits.max_key_bytes`.
+    KeyTooLong { len: usize, max: usize },
+    /// More random bytes than `limits.max_random_bytes` in one host call.
+    Random { len: u64, max: usize },
+    /// The call's memories together would pass `limits.memory_bytes`.
+    Memory(usize),
+    /// The call's tables together would pass `limits.table_elements`.
+    Table(usize),
+    /// The login read the record of an account that is locked for this many seconds.
+    Locked(u64),
 }
 
 impl std::fmt::Display for LimitHit {
@@ -51,16 +63,93 @@ impl std::fmt::Display for LimitHit {
             }
             LimitHit::HostCalls(n) => write!(f, "more than {n} host calls in one call (limits.max_host_calls)"),
             LimitHit::StorageFailure(e) => write!(f, "storage failure: {e}"),
+            LimitHit::Wall(ms) => write!(f, "took longer than {ms} ms of wall-clock time (limits.wall_ms)"),
+            LimitHit::KeyTooLong { len, max } => {
+                write!(f, "used a storage key of {len} bytes, more than {max} (limits.max_key_bytes)")
+            }
+            LimitHit::Random { len, max } => {
+                write!(f, "asked for {len} random bytes, more than {max} (limits.max_random_bytes)")
+            }
+            LimitHit::Memory(cap) => write!(f, "exceeded its memory cap of {cap} bytes (limits.memory_bytes)"),
+            LimitHit::Table(cap) => write!(f, "exceeded its table cap of {cap} elements (limits.table_elements)"),
+            LimitHit::Locked(secs) => write!(f, "read an account locked for {secs} s"),
         }
     }
 }
 impl std::error::Error for LimitHit {}
 
+/// What a login call consults on every storage read: the host locks accounts on the records
+/// a failing strategy actually read, not on what the client says its name is.
+pub trait ReadGuard: Send + Sync {
+    /// Notes that the call read `key` of `strategy`; `Err(seconds)` while that record is locked.
+    fn read(&self, strategy: &str, key: &str) -> Result<(), u64>;
+}
+
+/// Memory and tables of one call, summed over every instance in its Store: a component may
+/// declare several memories, and the cap holds for the call as a whole.
+pub struct CallLimiter {
+    memory_cap: usize,
+    memory_used: usize,
+    table_cap: usize,
+    table_used: usize,
+    /// The last growth let through, undone if the engine could not perform it.
+    last_memory: usize,
+    last_table: usize,
+}
+
+impl CallLimiter {
+    pub fn new(memory_cap: usize, table_cap: usize) -> Self {
+        CallLimiter { memory_cap, memory_used: 0, table_cap, table_used: 0, last_memory: 0, last_table: 0 }
+    }
+}
+
+impl wasmtime::ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self.memory_used.saturating_sub(current).saturating_add(desired);
+        if after > self.memory_cap {
+            return Err(LimitHit::Memory(self.memory_cap).into());
+        }
+        self.last_memory = after - self.memory_used.min(after);
+        self.memory_used = after;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_used -= self.last_memory.min(self.memory_used);
+        Err(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self.table_used.saturating_sub(current).saturating_add(desired);
+        if after > self.table_cap {
+            return Err(LimitHit::Table(self.table_cap).into());
+        }
+        self.last_table = after - self.table_used.min(after);
+        self.table_used = after;
+        Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.table_used -= self.last_table.min(self.table_used);
+        Err(error)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
 /// Everything one call owns. Dropped with the call's `Store`.
 pub struct HostState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    pub(super) limiter: StoreLimits,
+    pub(super) limiter: CallLimiter,
     pub(super) strategy: Arc<str>,
     pub(super) config: Arc<str>,
     pub(super) request_id: Arc<str>,
@@ -68,18 +157,30 @@ pub struct HostState {
     pub(super) hasher: Arc<PasswordHasher>,
     pub(super) limits: Arc<Limits>,
     pub(super) overlay: Overlay,
+    /// Bytes (keys + values) this call added to the overlay.
+    pub(super) pending_bytes: usize,
+    pub(super) guard: Option<Arc<dyn ReadGuard>>,
     pub(super) stderr: MemoryOutputPipe,
     pub(super) hash_calls: u32,
+    /// Every host call, WASI included (counted in `WasiView::ctx`, which each WASI function
+    /// goes through, and checked by the Store's call hook when the host returns).
     pub(super) host_calls: u32,
     pub(super) log_lines: u32,
     pub(super) dropped_log_lines: u32,
-    /// Wall time spent inside host functions: not charged to the strategy's CPU budget.
+    /// Wall time spent hashing passwords: not charged to the strategy's CPU budget.
     pub(super) host_time: Duration,
+    /// Nanoseconds spent waiting on WASI clock pollables (not CPU either); see `clocks`.
+    pub(super) slept: Arc<AtomicU64>,
     pub(super) started: Instant,
+    /// The call's wall-clock deadline (`limits.wall_ms` after it started).
+    pub(super) deadline: Instant,
+    /// Origin of the guest's monotonic clock.
+    pub(super) clock_origin: Instant,
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.host_calls = self.host_calls.saturating_add(1);
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
@@ -87,12 +188,37 @@ impl WasiView for HostState {
 type Trappable<T> = wasmtime::Result<T>;
 
 impl HostState {
-    fn count(&mut self) -> Trappable<()> {
-        self.host_calls += 1;
+    pub(super) fn count(&mut self) -> Trappable<()> {
+        self.host_calls = self.host_calls.saturating_add(1);
         if self.host_calls > self.limits.max_host_calls {
             return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
         }
         Ok(())
+    }
+
+    /// Checked each time the host hands control back to the guest (the Store's call hook):
+    /// the call-count cap for WASI calls, and the wall-clock deadline for every host call.
+    pub(super) fn on_host_return(&self) -> Trappable<()> {
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
+        }
+        if Instant::now() >= self.deadline {
+            return Err(LimitHit::Wall(self.limits.wall_ms).into());
+        }
+        Ok(())
+    }
+
+    /// Time of this call that is not charged as CPU: hashing and waiting.
+    pub(super) fn uncharged(&self) -> Duration {
+        self.host_time + Duration::from_nanos(self.slept.load(Ordering::Relaxed))
+    }
+
+    /// Starts the call's clocks (a warm instance was built earlier).
+    pub(super) fn begin(&mut self, started: Instant) {
+        self.started = started;
+        self.deadline = started + Duration::from_millis(self.limits.wall_ms);
+        self.host_time = Duration::ZERO;
+        self.slept.store(0, Ordering::Relaxed);
     }
 
     fn count_hash(&mut self) -> Trappable<()> {
@@ -105,7 +231,7 @@ impl HostState {
         Ok(())
     }
 
-    /// Runs host work off the strategy's CPU budget.
+    /// Runs password hashing off the strategy's CPU budget (its count is capped instead).
     fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
         let start = Instant::now();
         let out = f(self);
@@ -116,6 +242,31 @@ impl HostState {
     fn overlay_key(&self, key: &str) -> (String, String) {
         (self.strategy.to_string(), key.to_string())
     }
+
+    /// Every storage call checks its key before the host copies or looks anything up.
+    fn check_key(&self, key: &str) -> Trappable<()> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(LimitHit::KeyTooLong { len: key.len(), max: self.limits.max_key_bytes }.into());
+        }
+        Ok(())
+    }
+
+    /// Records `key` in the overlay, keeping this call's pending bytes under their cap.
+    fn pend(&mut self, key: String, value: Option<String>) -> Result<(), String> {
+        let k = self.overlay_key(&key);
+        let added = key.len() + value.as_ref().map_or(0, String::len);
+        let replaced = self.overlay.writes.get(&k).map_or(0, |v| key.len() + v.as_ref().map_or(0, String::len));
+        let after = (self.pending_bytes + added).saturating_sub(replaced);
+        if after > self.limits.max_pending_bytes {
+            return Err(format!(
+                "this call's pending writes would exceed {} bytes (limits.max_pending_bytes)",
+                self.limits.max_pending_bytes
+            ));
+        }
+        self.pending_bytes = after;
+        self.overlay.writes.insert(k, value);
+        Ok(())
+    }
 }
 
 impl types::Host for HostState {}
@@ -123,11 +274,15 @@ impl types::Host for HostState {}
 impl storage::Host for HostState {
     fn get(&mut self, key: String) -> Trappable<Option<String>> {
         self.count()?;
+        self.check_key(&key)?;
+        if let Some(guard) = &self.guard {
+            guard.read(&self.strategy, &key).map_err(LimitHit::Locked)?;
+        }
         if let Some(value) = self.overlay.writes.get(&self.overlay_key(&key)) {
             return Ok(value.clone());
         }
-        let strategy = self.strategy.clone();
-        self.timed(|s| s.store.kv_get(&strategy, &key)).map_err(|e| LimitHit::StorageFailure(e.to_string()).into())
+        // Storage time is charged to the CPU budget: a strategy pays for what it asks.
+        self.store.kv_get(&self.strategy, &key).map_err(|e| LimitHit::StorageFailure(e.to_string()).into())
     }
 
     fn set(&mut self, key: String, value: String) -> Trappable<Result<(), String>> {
@@ -146,7 +301,7 @@ impl storage::Host for HostState {
             )));
         }
         let strategy = self.strategy.clone();
-        let usage = self.timed(|s| s.store.kv_usage(&strategy)).map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
+        let usage = self.store.kv_usage(&strategy).map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
         let pending_keys =
             self.overlay.writes.iter().filter(|((s, _), v)| **s == *strategy && v.is_some()).count() as u64;
         let pending_bytes: u64 = self
@@ -165,24 +320,23 @@ impl storage::Host for HostState {
                 self.limits.max_storage_bytes
             )));
         }
-        let k = self.overlay_key(&key);
-        self.overlay.writes.insert(k, Some(value));
-        Ok(Ok(()))
+        Ok(self.pend(key, Some(value)))
     }
 
     fn delete(&mut self, key: String) -> Trappable<bool> {
         let existed = self.get(key.clone())?.is_some();
-        let k = self.overlay_key(&key);
-        self.overlay.writes.insert(k, None);
-        Ok(existed)
+        // A delete that cannot be recorded (pending cap) is a delete that did not happen.
+        Ok(self.pend(key, None).is_ok() && existed)
     }
 
     fn list_keys(&mut self, prefix: String, limit: u32) -> Trappable<Vec<String>> {
         self.count()?;
+        self.check_key(&prefix)?;
         let limit = limit.min(10_000);
         let strategy = self.strategy.clone();
         let stored = self
-            .timed(|s| s.store.kv_list(&strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32)))
+            .store
+            .kv_list(&strategy, &prefix, limit.saturating_add(self.overlay.writes.len() as u32))
             .map_err(|e| LimitHit::StorageFailure(e.to_string()))?;
         let mut keys: std::collections::BTreeSet<String> = stored.into_iter().collect();
         for ((s, k), v) in &self.overlay.writes {
@@ -239,8 +393,10 @@ impl crypto::Host for HostState {
 
     fn random_bytes(&mut self, len: u32) -> Trappable<Vec<u8>> {
         self.count()?;
-        let len = (len as usize).min(self.limits.max_return_bytes);
-        let mut out = vec![0u8; len];
+        if len as usize > self.limits.max_random_bytes {
+            return Err(LimitHit::Random { len: len.into(), max: self.limits.max_random_bytes }.into());
+        }
+        let mut out = vec![0u8; len as usize];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)
             .map_err(|_| wasmtime::Error::msg("system random failed"))?;
         Ok(out)

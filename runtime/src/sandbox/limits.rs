@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// Linear memory a call may grow to (bytes).
     pub memory_bytes: usize,
-    /// Guest CPU time a call may use (ms); time spent in host calls (argon2) is not counted.
+    /// CPU time a call may use (ms): its wasm code and the host work it asks for (storage,
+    /// HMAC…). Password hashing (bounded by `max_hash_calls`) and sleeping are not counted.
     pub cpu_ms: u64,
+    /// Wall-clock time a call may take (ms), everything included: waiting in the host (a WASI
+    /// sleep, a poll) never outlives it, and a host call that returns past it stops the call.
+    pub wall_ms: u64,
     /// wasm stack (bytes): deep recursion traps instead of crashing.
     pub stack_bytes: usize,
     /// Elements across a call's tables.
@@ -26,6 +30,10 @@ pub struct Limits {
     pub max_value_bytes: usize,
     pub max_keys: u64,
     pub max_storage_bytes: u64,
+    /// Storage writes (keys + values) one call may leave pending until its request commits.
+    pub max_pending_bytes: usize,
+    /// Random bytes one host call may ask for (`crypto.random-bytes`, `wasi:random`).
+    pub max_random_bytes: usize,
     /// Log lines a call may emit (more are dropped and counted), and their length.
     pub max_log_lines: u32,
     pub max_log_line_bytes: usize,
@@ -43,6 +51,9 @@ pub struct Limits {
     /// Linear memory kept mapped when an instance's slot is recycled (global only): the next
     /// call on the slot takes fewer page faults, at the cost of resident memory per slot.
     pub keep_resident_bytes: usize,
+    /// How long compiling an uploaded component may take (ms, global only): past it the
+    /// compiler process is killed and the upload refused.
+    pub compile_ms: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +61,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 16 << 20,
             cpu_ms: 100,
+            wall_ms: 1000,
             stack_bytes: 512 << 10,
             table_elements: 100_000,
             max_return_bytes: 64 << 10,
@@ -60,6 +72,8 @@ impl Default for Limits {
             max_value_bytes: 64 << 10,
             max_keys: 1_000_000,
             max_storage_bytes: 256 << 20,
+            max_pending_bytes: 1 << 20,
+            max_random_bytes: 64 << 10,
             max_log_lines: 20,
             max_log_line_bytes: 1024,
             max_concurrent_calls: 16,
@@ -67,6 +81,7 @@ impl Default for Limits {
             pool_instances: 256,
             warm_instances: 2,
             keep_resident_bytes: 4 << 20,
+            compile_ms: 20_000,
         }
     }
 }
@@ -74,9 +89,13 @@ impl Default for Limits {
 impl Limits {
     /// Start-up check: names the first key whose value cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 10] = [
+        let positive: [(&str, u64); 14] = [
             ("limits.memory_bytes", self.memory_bytes as u64),
             ("limits.cpu_ms", self.cpu_ms),
+            ("limits.wall_ms", self.wall_ms),
+            ("limits.max_pending_bytes", self.max_pending_bytes as u64),
+            ("limits.max_random_bytes", self.max_random_bytes as u64),
+            ("limits.compile_ms", self.compile_ms),
             ("limits.stack_bytes", self.stack_bytes as u64),
             ("limits.max_return_bytes", self.max_return_bytes as u64),
             ("limits.max_input_bytes", self.max_input_bytes as u64),

@@ -15,6 +15,7 @@ pub enum Outcome {
     NotFound,
     Internal,
     Cpu,
+    Wall,
     Memory,
     Stack,
     HostLimit,
@@ -24,7 +25,7 @@ pub enum Outcome {
     Trap,
 }
 
-const OUTCOMES: [(Outcome, &str); 14] = [
+const OUTCOMES: [(Outcome, &str); 15] = [
     (Outcome::Ok, "ok"),
     (Outcome::Rejected, "rejected"),
     (Outcome::BadRequest, "bad_request"),
@@ -32,6 +33,7 @@ const OUTCOMES: [(Outcome, &str); 14] = [
     (Outcome::NotFound, "not_found"),
     (Outcome::Internal, "internal"),
     (Outcome::Cpu, "limit_cpu"),
+    (Outcome::Wall, "limit_wall_clock"),
     (Outcome::Memory, "limit_memory"),
     (Outcome::Stack, "limit_stack"),
     (Outcome::HostLimit, "limit_host_calls"),
@@ -90,10 +92,11 @@ impl<const N: usize> Histogram<N> {
 
 #[derive(Default)]
 pub struct StrategyMetrics {
-    outcomes: [AtomicU64; 14],
+    outcomes: [AtomicU64; OUTCOMES.len()],
     latency: Histogram<12>,
     budget: Histogram<7>,
     dropped_log_lines: AtomicU64,
+    forced_deletes: AtomicU64,
 }
 
 impl StrategyMetrics {
@@ -112,6 +115,11 @@ impl StrategyMetrics {
         self.dropped_log_lines.fetch_add(n as u64, Relaxed);
     }
 
+    /// A user was deleted although this strategy failed to delete their credentials.
+    pub fn forced_delete(&self) {
+        self.forced_deletes.fetch_add(1, Relaxed);
+    }
+
     pub fn count(&self, outcome: Outcome) -> u64 {
         let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).expect("listed");
         self.outcomes[i].load(Relaxed)
@@ -124,6 +132,7 @@ impl StrategyMetrics {
             map.insert(label.to_string(), self.outcomes[i].load(Relaxed).into());
         }
         map.insert("calls".into(), self.latency.count.load(Relaxed).into());
+        map.insert("forcedDeletes".into(), self.forced_deletes.load(Relaxed).into());
         serde_json::Value::Object(map)
     }
 }
@@ -163,6 +172,15 @@ pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
             out,
             "sandgate_strategy_log_lines_dropped_total{{strategy=\"{name}\"}} {}",
             m.dropped_log_lines.load(Relaxed)
+        );
+    }
+    out.push_str("# HELP sandgate_strategy_forced_deletes_total Users deleted although the strategy failed to delete their credentials.\n");
+    out.push_str("# TYPE sandgate_strategy_forced_deletes_total counter\n");
+    for (name, m) in all {
+        let _ = writeln!(
+            out,
+            "sandgate_strategy_forced_deletes_total{{strategy=\"{name}\"}} {}",
+            m.forced_deletes.load(Relaxed)
         );
     }
     out

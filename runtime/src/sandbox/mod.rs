@@ -8,6 +8,8 @@
 //! async reactor.
 
 pub mod bindings;
+mod clocks;
+pub mod compile;
 pub mod crypto;
 pub mod host;
 pub mod limits;
@@ -16,7 +18,7 @@ pub mod registry;
 mod warm;
 
 use bindings::{LoginRequest, StrategyError, StrategyPre};
-use host::{HostState, LimitHit, Overlay};
+use host::{CallLimiter, HostState, LimitHit, Overlay, ReadGuard};
 use limits::Limits;
 use metrics::{Outcome, StrategyMetrics};
 use std::collections::HashMap;
@@ -24,10 +26,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, StoreLimitsBuilder, Trap, UpdateDeadline,
-};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx};
 
@@ -72,6 +72,10 @@ impl Strategy {
 pub enum CallError {
     /// The guest ran past its CPU budget.
     Cpu { budget_ms: u64 },
+    /// The call ran past its wall-clock cap (sleeping, waiting on the host).
+    Wall { cap_ms: u64 },
+    /// A login read the record of a locked account (seconds left).
+    Locked { secs: u64 },
     /// The guest tried to grow its memory past the cap.
     Memory { cap_bytes: usize },
     /// The guest overflowed its wasm stack.
@@ -92,6 +96,8 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Cpu { budget_ms } => write!(f, "exceeded its CPU budget of {budget_ms} ms (limits.cpu_ms)"),
+            CallError::Wall { cap_ms } => write!(f, "{}", LimitHit::Wall(*cap_ms)),
+            CallError::Locked { secs } => write!(f, "{}", LimitHit::Locked(*secs)),
             CallError::Memory { cap_bytes } => {
                 write!(f, "exceeded its memory cap of {cap_bytes} bytes (limits.memory_bytes)")
             }
@@ -120,6 +126,9 @@ pub struct Sandbox {
     metrics: std::sync::Mutex<HashMap<String, Arc<StrategyMetrics>>>,
     stats: Stats,
     aftercare: warm::Aftercare,
+    compiler: compile::Compiler,
+    /// How long an unused compiled artifact is kept (servers sharing one cache directory).
+    cache_keep: Duration,
 }
 
 /// Process-wide counters (the per-strategy metrics build on these).
@@ -143,8 +152,9 @@ impl Sandbox {
         // WASI with no capability at all (see `new_state`): components built with plain
         // `cargo build --target wasm32-wasip2` import it for std's panic and print machinery.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        clocks::add_to_linker(&mut linker)?;
         bindings::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        std::fs::create_dir_all(&cache_dir)?;
+        create_private_dir(&cache_dir)?;
         start_ticker(engine.weak());
         let hasher = Arc::new(hasher);
         let builder: warm::Builder = {
@@ -162,7 +172,24 @@ impl Sandbox {
             strategies: RwLock::new(HashMap::new()),
             metrics: std::sync::Mutex::new(HashMap::new()),
             stats: Stats::default(),
+            compiler: compile::Compiler::InProcess,
+            cache_keep: Duration::ZERO,
         })
+    }
+
+    /// How uploads are compiled (in process by default: set [`compile::Compiler::Child`] for
+    /// anything untrusted), and how long unused artifacts stay in the cache.
+    pub fn with_compiler(mut self, compiler: compile::Compiler, cache_keep: Duration) -> Self {
+        self.compiler = compiler;
+        self.cache_keep = cache_keep;
+        self
+    }
+
+    /// Removes compiled artifacts that no registered strategy uses.
+    pub fn clean_cache(&self) {
+        let in_use: Vec<String> =
+            self.strategies.read().unwrap_or_else(|p| p.into_inner()).values().map(|s| s.hash.clone()).collect();
+        registry::clean_cache(self, &in_use, self.cache_keep);
     }
 
     /// Work deferred by this thread's calls: drop their Stores, build fresh instances for the
@@ -215,6 +242,7 @@ impl Sandbox {
         strategy: &Strategy,
         overlay: &mut Overlay,
         request_id: &str,
+        guard: Option<Arc<dyn ReadGuard>>,
         f: impl FnOnce(&bindings::Strategy, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, StrategyError>>,
     ) -> Result<Result<R, StrategyError>, CallError> {
         let limits = strategy.limits.clone();
@@ -237,8 +265,9 @@ impl Sandbox {
                     let state = store.data_mut();
                     state.overlay = overlay.clone();
                     state.request_id = Arc::from(request_id);
-                    state.started = started;
-                    store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
+                    state.guard = guard;
+                    state.begin(started);
+                    store.set_epoch_deadline(ticks(Duration::from_millis(budget.min(limits.wall_ms))));
                     let outcome = f(&instance, &mut store);
                     (store, outcome)
                 }
@@ -254,7 +283,7 @@ impl Sandbox {
             strategy.metrics.dropped_log_lines(state.dropped_log_lines);
         }
         let elapsed = started.elapsed();
-        let used = elapsed.saturating_sub(state.host_time).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
+        let used = elapsed.saturating_sub(state.uncharged()).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
         let result = match outcome {
             Ok(answer) => {
                 let size = match &answer {
@@ -277,15 +306,17 @@ impl Sandbox {
         result
     }
 
+    /// `guard` sees every storage read of the call (the login soft lock).
     pub fn verify(
         &self,
         s: &Strategy,
         req: &LoginRequest,
         overlay: &mut Overlay,
         rid: &str,
+        guard: Option<Arc<dyn ReadGuard>>,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(s, &req.credentials)?;
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))
+        self.call(s, overlay, rid, guard, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))
     }
 
     pub fn validate(
@@ -298,7 +329,7 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<(), StrategyError>, CallError> {
         self.check_input(s, creds)?;
-        self.call(s, overlay, rid, |i, st| {
+        self.call(s, overlay, rid, None, |i, st| {
             i.sandgate_strategy_authenticator().call_validate(st, kuid, creds, is_update)
         })
     }
@@ -312,7 +343,7 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(s, creds)?;
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))
+        self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))
     }
 
     pub fn update(
@@ -324,7 +355,7 @@ impl Sandbox {
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         self.check_input(s, creds)?;
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))
+        self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))
     }
 
     pub fn delete(
@@ -334,12 +365,12 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<(), StrategyError>, CallError> {
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_delete(st, kuid))
+        self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_delete(st, kuid))
     }
 
     pub fn exists(&self, s: &Strategy, kuid: &str, overlay: &mut Overlay, rid: &str) -> Result<bool, CallError> {
         let out =
-            self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
+            self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
         Ok(out.unwrap_or(false))
     }
 
@@ -350,7 +381,7 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))
+        self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))
     }
 
     pub fn get_by_id(
@@ -360,7 +391,7 @@ impl Sandbox {
         overlay: &mut Overlay,
         rid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, overlay, rid, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))
+        self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))
     }
 
     fn check_input(&self, s: &Strategy, input: &str) -> Result<(), CallError> {
@@ -447,6 +478,8 @@ fn outcome_of<R>(result: &Result<Result<R, StrategyError>, CallError>) -> Outcom
         Ok(Err(StrategyError::NotFound(_))) => Outcome::NotFound,
         Ok(Err(StrategyError::Internal(_))) => Outcome::Internal,
         Err(CallError::Cpu { .. }) => Outcome::Cpu,
+        Err(CallError::Wall { .. }) => Outcome::Wall,
+        Err(CallError::Locked { .. }) => Outcome::Rejected,
         Err(CallError::Memory { .. }) => Outcome::Memory,
         Err(CallError::Stack) => Outcome::Stack,
         Err(CallError::Limit(_)) => Outcome::HostLimit,
@@ -460,21 +493,22 @@ fn outcome_of<R>(result: &Result<Result<R, StrategyError>, CallError>) -> Outcom
 /// What a call's Store holds: nothing shared with any other call but read-only handles.
 fn new_state(hasher: &Arc<PasswordHasher>, store: &Arc<dyn crate::store::Store>, strategy: &Strategy) -> HostState {
     let stderr = MemoryOutputPipe::new(4096);
+    let now = Instant::now();
     let mut wasi = WasiCtx::builder();
     // Nothing: no preopened directory, no environment, no arguments, no network; stdin is
-    // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash.
-    wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).stderr(stderr.clone());
+    // empty and what the guest prints to stderr is kept (4 KiB) to explain a crash. Clocks
+    // tick in milliseconds; random bytes are capped per call like everything the host holds.
+    wasi.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .stderr(stderr.clone())
+        .monotonic_clock(clocks::Monotonic(now))
+        .wall_clock(clocks::Wall)
+        .max_random_size(strategy.limits.max_random_bytes as u64);
     HostState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
-        limiter: StoreLimitsBuilder::new()
-            .memory_size(strategy.limits.memory_bytes)
-            .table_elements(strategy.limits.table_elements)
-            .instances(64)
-            .tables(64)
-            .memories(8)
-            .trap_on_grow_failure(true)
-            .build(),
+        limiter: CallLimiter::new(strategy.limits.memory_bytes, strategy.limits.table_elements),
         strategy: Arc::from(strategy.name.as_str()),
         config: strategy.config.clone(),
         request_id: Arc::from(""),
@@ -482,13 +516,18 @@ fn new_state(hasher: &Arc<PasswordHasher>, store: &Arc<dyn crate::store::Store>,
         hasher: hasher.clone(),
         limits: strategy.limits.clone(),
         overlay: Overlay::default(),
+        pending_bytes: 0,
+        guard: None,
         stderr,
         hash_calls: 0,
         host_calls: 0,
         log_lines: 0,
         dropped_log_lines: 0,
         host_time: Duration::ZERO,
-        started: Instant::now(),
+        slept: Arc::default(),
+        started: now,
+        deadline: now + Duration::from_millis(strategy.limits.wall_ms),
+        clock_origin: now,
     }
 }
 
@@ -501,19 +540,25 @@ fn fresh(
 ) -> wasmtime::Result<warm::Ready> {
     let mut store = wasmtime::Store::new(engine, new_state(hasher, kv, strategy));
     store.limiter(|s| &mut s.limiter);
-    let budget = strategy.limits.cpu_ms;
-    store.set_epoch_deadline(ticks(Duration::from_millis(budget)));
-    // When the deadline passes, charge the guest only for time not spent in host functions
-    // (argon2 may take a while); extend if there is budget left.
+    let budget = Duration::from_millis(strategy.limits.cpu_ms);
+    store.set_epoch_deadline(ticks(budget.min(Duration::from_millis(strategy.limits.wall_ms))));
+    // When the deadline passes: stop at the wall-clock cap; else charge the guest for what is
+    // not hashing or waiting (argon2 may take a while) and extend if budget is left.
     store.epoch_deadline_callback(move |ctx| {
         let state = ctx.data();
-        let guest = state.started.elapsed().saturating_sub(state.host_time);
-        let budget = Duration::from_millis(budget);
-        if guest >= budget {
+        let now = Instant::now();
+        let guest = now.saturating_duration_since(state.started).saturating_sub(state.uncharged());
+        if guest >= budget || now >= state.deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
-            Ok(UpdateDeadline::Continue(ticks(budget - guest)))
+            Ok(UpdateDeadline::Continue(ticks((budget - guest).min(state.deadline - now))))
         }
+    });
+    // Every return from the host: WASI calls count against `max_host_calls`, and no host call
+    // (storage, hashing, a poll) may hand back control past the wall-clock deadline.
+    store.call_hook(|ctx, hook| match hook {
+        CallHook::ReturningFromHost => ctx.data().on_host_return(),
+        _ => Ok(()),
     });
     let instance = strategy.pre.instantiate(&mut store)?;
     Ok((store, instance))
@@ -557,6 +602,20 @@ fn start_ticker(engine: wasmtime::EngineWeak) {
         .expect("spawn epoch ticker");
 }
 
+/// The compilation settings (the compiler child builds its engine from these alone).
+fn compile_config(limits: &Limits) -> Config {
+    let mut cfg = Config::new();
+    cfg.epoch_interruption(true).max_wasm_stack(limits.stack_bytes).concurrency_support(false);
+    cfg
+}
+
+/// The cache holds native code the server will run: only the server's user may write there.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 fn engine_config(limits: &Limits) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let n = limits.pool_instances;
@@ -573,18 +632,24 @@ fn engine_config(limits: &Limits) -> Config {
         // Tables too: otherwise each recycled slot's tables are decommitted with madvise,
         // and on a multi-core machine every madvise may cost a TLB shootdown.
         .table_keep_resident(64 << 10);
-    let mut cfg = Config::new();
-    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .epoch_interruption(true)
-        .max_wasm_stack(limits.stack_bytes)
-        .concurrency_support(false);
+    let mut cfg = compile_config(limits);
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     cfg
 }
 
 /// Turns a wasmtime error into what the caller is told.
 fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &Limits) -> CallError {
-    if let Some(hit) = err.downcast_ref::<LimitHit>() {
-        return CallError::Limit(hit.to_string());
+    match err.downcast_ref::<LimitHit>() {
+        Some(LimitHit::Memory(cap)) => return CallError::Memory { cap_bytes: *cap },
+        Some(LimitHit::Wall(ms)) => return CallError::Wall { cap_ms: *ms },
+        Some(LimitHit::Locked(secs)) => return CallError::Locked { secs: *secs },
+        Some(hit) => return CallError::Limit(hit.to_string()),
+        None => {}
+    }
+    let text = format!("{err:#}");
+    // wasmtime-wasi refuses `get-random-bytes` past `max_random_size` with this text.
+    if text.contains("requested len") && text.contains("exceeds limit") {
+        return CallError::Limit(format!("asked WASI for more than {} random bytes (limits.max_random_bytes)", limits.max_random_bytes));
     }
     // Every pooling slot is taken (too many calls at once across strategies): try later.
     if format!("{err:#}").contains("concurrent limit") {
@@ -592,6 +657,7 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
     }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
     match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) if Instant::now() >= store.data().deadline => CallError::Wall { cap_ms: limits.wall_ms },
         Some(Trap::Interrupt) => CallError::Cpu { budget_ms: limits.cpu_ms },
         Some(Trap::StackOverflow) => CallError::Stack,
         _ if format!("{err:#}").contains("forcing trap when growing memory") => {
@@ -613,14 +679,16 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
 
 impl Sandbox {
     /// Compiles (or loads from the cache) and links a component, checking it is a strategy.
+    /// `fields` as recorded at its acceptance, if known: then nothing of the strategy runs.
     pub fn prepare(
         &self,
         name: &str,
         wasm: &[u8],
         config: &str,
         limits: &str,
+        fields: Option<Vec<String>>,
     ) -> Result<Strategy, registry::UploadError> {
-        registry::prepare(self, name, wasm, config, limits)
+        registry::prepare(self, name, wasm, config, limits, fields)
     }
 
     fn engine(&self) -> &Engine {
@@ -633,9 +701,5 @@ impl Sandbox {
 
     fn cache_dir(&self) -> &std::path::Path {
         &self.cache_dir
-    }
-
-    fn compile(&self, wasm: &[u8]) -> wasmtime::Result<Component> {
-        Component::from_binary(&self.engine, wasm)
     }
 }
