@@ -116,6 +116,8 @@ pub struct StoredStrategy {
     /// Per-strategy limit overrides (JSON object text, `{}` for none).
     pub limits: String,
     pub registered_at_ms: i64,
+    /// What its `fields` answered when it was accepted (`None` for rows from before v4).
+    pub fields: Option<Vec<String>>,
 }
 
 /// The revocation state, loaded once at start-up and kept in memory afterwards.
@@ -138,6 +140,8 @@ pub trait Store: Send + Sync + 'static {
     /// Strategies holding credentials for `kuid` (created through them).
     fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>>;
     fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool>;
+    /// Whether any user holds credentials created through `strategy`.
+    fn has_links(&self, strategy: &str) -> Result<bool>;
 
     fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>>;
     fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;

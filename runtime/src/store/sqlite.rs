@@ -80,6 +80,10 @@ const MIGRATIONS: &[&str] = &[
         WHERE strategy = old.strategy;
     END;
     "#,
+    // 4: a strategy's `fields`, recorded when it was accepted: start-up runs none of its code.
+    r#"
+    ALTER TABLE strategy_modules ADD COLUMN fields TEXT;
+    "#,
 ];
 
 const READERS: usize = 4;
@@ -208,12 +212,13 @@ impl Store for Sqlite {
     }
 
     fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>> {
+        self.read(|c| list_keys(c, strategy, prefix, limit)).map(|(keys, _)| keys)
+    }
+
+    fn has_links(&self, strategy: &str) -> Result<bool> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND substr(key, 1, length(?2)) = ?2
-                 ORDER BY key LIMIT ?3",
-            )?;
-            stmt.query_map(params![strategy, prefix, limit], |r| r.get(0))?.collect()
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM credential_links WHERE strategy = ?1)")?
+                .query_row([strategy], |r| r.get(0))
         })
     }
 
@@ -237,7 +242,7 @@ impl Store for Sqlite {
     fn strategies(&self) -> Result<Vec<StoredStrategy>> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT name, wasm, hash, config, limits, registered_at_ms FROM strategy_modules ORDER BY name",
+                "SELECT name, wasm, hash, config, limits, registered_at_ms, fields FROM strategy_modules ORDER BY name",
             )?;
             stmt.query_map([], |r| {
                 Ok(StoredStrategy {
@@ -247,6 +252,7 @@ impl Store for Sqlite {
                     config: r.get(3)?,
                     limits: r.get(4)?,
                     registered_at_ms: r.get(5)?,
+                    fields: r.get::<_, Option<String>>(6)?.and_then(|text| serde_json::from_str(&text).ok()),
                 })
             })?
             .collect()
@@ -284,6 +290,41 @@ impl Store for Sqlite {
         }
         tx.commit().map_err(backend)
     }
+}
+
+/// Keys of `strategy` starting with `prefix`, and the VM steps the query took. A range of the
+/// primary key, [prefix, the first string after every prefixed key): the scan stops at the
+/// prefix's end and at `limit`, whatever else the strategy stores.
+fn list_keys(c: &Connection, strategy: &str, prefix: &str, limit: u32) -> rusqlite::Result<(Vec<String>, i32)> {
+    use rusqlite::StatementStatus::VmStep;
+    let end = prefix_end(prefix);
+    let mut stmt = match end {
+        Some(_) => c.prepare_cached(
+            "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4",
+        )?,
+        None => c.prepare_cached("SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 ORDER BY key LIMIT ?3")?,
+    };
+    stmt.reset_status(VmStep);
+    let keys = match &end {
+        Some(end) => stmt.query_map(params![strategy, prefix, end, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?,
+        None => stmt.query_map(params![strategy, prefix, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?,
+    };
+    Ok((keys, stmt.get_status(VmStep)))
+}
+
+/// The smallest string greater than every string that starts with `prefix` (SQLite compares
+/// TEXT bytewise, and UTF-8 byte order is code point order): the last character that can be
+/// incremented is, and what follows it is dropped. `None` when nothing bounds the range.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
@@ -357,11 +398,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
         }
         Change::PutStrategy(st) => {
             tx.execute(
-                "INSERT INTO strategy_modules (name, wasm, hash, config, limits, registered_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO strategy_modules (name, wasm, hash, config, limits, registered_at_ms, fields)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(name) DO UPDATE SET wasm = excluded.wasm, hash = excluded.hash, config = excluded.config,
-                   limits = excluded.limits, registered_at_ms = excluded.registered_at_ms",
-                params![st.name, st.wasm, st.hash, st.config, st.limits, st.registered_at_ms],
+                   limits = excluded.limits, registered_at_ms = excluded.registered_at_ms, fields = excluded.fields",
+                params![
+                    st.name,
+                    st.wasm,
+                    st.hash,
+                    st.config,
+                    st.limits,
+                    st.registered_at_ms,
+                    st.fields.as_ref().map(|f| serde_json::Value::from(f.clone()).to_string())
+                ],
             )
             .map_err(backend)?;
         }
@@ -415,6 +464,29 @@ mod tests {
         assert!(matches!(err, StoreError::UserExists(k) if k == "a"));
         assert_eq!(db.kv_get("local", "user:x").unwrap(), None);
         assert!(!db.is_linked("local", "a").unwrap());
+    }
+
+    /// A prefix that matches nothing costs a look-up, not a walk over the strategy's keys
+    /// (an anonymous login listing "t" over 20k "user:" keys walked them all).
+    #[test]
+    fn prefix_listing_stops_at_the_prefix_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(dir.path()).unwrap();
+        let keys: Vec<Change> = (0..20_000)
+            .map(|i| Change::KvPut { strategy: "a".into(), key: format!("user:{i:05}"), value: "v".into() })
+            .collect();
+        db.commit(&keys).unwrap();
+        for (prefix, expected) in [("t", 0), ("user:0000", 10), ("user:1999", 10), ("", 10), ("\u{10FFFF}", 0)] {
+            let (listed, vm_steps) = db.read(|c| list_keys(c, "a", prefix, 10)).unwrap();
+            assert_eq!(listed.len(), expected, "{prefix:?}");
+            assert!(listed.iter().all(|k| k.starts_with(prefix)));
+            assert_eq!(listed, db.kv_list("a", prefix, 10).unwrap());
+            assert!(vm_steps < 500, "listing {prefix:?} took {vm_steps} VM steps");
+        }
+        assert_eq!(prefix_end("ab"), Some("ac".into()));
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_end("\u{D7FF}"), Some("\u{E000}".into()));
+        assert_eq!(prefix_end(""), None);
     }
 
     #[test]
