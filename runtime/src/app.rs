@@ -18,7 +18,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sandbox: Sandbox,
     pub tokens: Tokens,
-    pub throttle: crate::auth::throttle::Throttle,
+    pub throttle: Arc<crate::auth::throttle::Throttle>,
     /// Requests being handled on worker threads (`server.max_concurrent_requests`).
     pub admission: Arc<tokio::sync::Semaphore>,
     /// This node's name in responses (`node`).
@@ -36,14 +36,17 @@ impl App {
         let secret = token_secret(&config, &*store)?;
         let tokens = Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
         let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
-        let sandbox = Sandbox::new(config.limits.clone(), hasher, store.clone(), config.cache_dir.clone())?;
+        let sandbox = new_sandbox(&config, store.clone(), hasher)?;
         let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
         if !stored.iter().any(|s| s.name == "local") {
             install_bundled(&sandbox)?;
         }
-        // Uploaded strategies: their compiled artifacts are cached, so this is fast.
+        // Uploaded strategies: their compiled artifacts are cached, so this is fast, and their
+        // `fields` were recorded at upload, so none of their code runs here (a strategy that
+        // misbehaves cannot hold start-up). Rows from before that record make one call,
+        // bounded like every call.
         for s in stored {
-            match sandbox.prepare(&s.name, &s.wasm, &s.config, &s.limits) {
+            match sandbox.prepare(&s.name, &s.wasm, &s.config, &s.limits, s.fields.clone()) {
                 Ok(mut strategy) => {
                     strategy.registered_at_ms = s.registered_at_ms;
                     sandbox.install(strategy);
@@ -52,9 +55,10 @@ impl App {
                 Err(e) => tracing::error!(strategy = %s.name, "not loaded: {e}"),
             }
         }
+        sandbox.clean_cache();
         let node = format!("sandgate-{}", crate::ids::hex(&crate::ids::random::<4>()));
         sandbox.after_response();
-        let throttle = crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms);
+        let throttle = Arc::new(crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms));
         let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
         Ok(Arc::new(App { config, store, sandbox, tokens, throttle, admission, node }))
     }
@@ -70,9 +74,16 @@ impl App {
     }
 }
 
+fn new_sandbox(config: &Config, store: Arc<dyn Store>, hasher: PasswordHasher) -> anyhow::Result<Sandbox> {
+    let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
+    Ok(Sandbox::new(config.limits.clone(), hasher, store, config.cache_dir.clone())?
+        .with_compiler(config.compiler.clone(), keep))
+}
+
 fn install_bundled(sandbox: &Sandbox) -> anyhow::Result<()> {
-    let local =
-        sandbox.prepare("local", BUNDLED_LOCAL, "{}", "{}").map_err(|e| anyhow!("bundled local strategy: {e}"))?;
+    let local = sandbox
+        .prepare("local", BUNDLED_LOCAL, "{}", "{}", None)
+        .map_err(|e| anyhow!("bundled local strategy: {e}"))?;
     sandbox.install(local);
     Ok(())
 }
@@ -103,7 +114,7 @@ pub mod offline {
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
         let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?);
         let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
-        let sandbox = Sandbox::new(config.limits.clone(), hasher, store.clone(), config.cache_dir.clone())?;
+        let sandbox = new_sandbox(config, store.clone(), hasher)?;
         Ok((store, sandbox))
     }
 
@@ -114,9 +125,14 @@ pub mod offline {
         wasm: Vec<u8>,
         strategy_config: &str,
         limits: &str,
+        replace: bool,
     ) -> anyhow::Result<String> {
         let (store, sandbox) = open(config)?;
-        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits).map_err(|e| anyhow!("{e}"))?;
+        let exists = name == "local" || store.strategies().map_err(|e| anyhow!("{e}"))?.iter().any(|s| s.name == name);
+        if exists && !replace && store.has_links(name).map_err(|e| anyhow!("{e}"))? {
+            anyhow::bail!("{name} holds users' credentials: the new component would log them in (add --replace to confirm)");
+        }
+        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, None).map_err(|e| anyhow!("{e}"))?;
         let config_text =
             if strategy_config.trim().is_empty() { "{}".to_string() } else { strategy_config.to_string() };
         let limits_text = if limits.trim().is_empty() { "{}".to_string() } else { limits.to_string() };
@@ -129,6 +145,7 @@ pub mod offline {
                 config: config_text,
                 limits: limits_text,
                 registered_at_ms: strategy.registered_at_ms,
+                fields: Some(strategy.fields.clone()),
             })])
             .map_err(|e| anyhow!("{e}"))?;
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))

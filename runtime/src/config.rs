@@ -46,6 +46,9 @@ pub struct ServerSection {
     pub cookie_auth: Option<bool>,
     /// Requests handled at once (each on a worker thread); more wait their turn. Default 64.
     pub max_concurrent_requests: Option<usize>,
+    /// How long a compiled artifact that no strategy uses stays in `cache_dir` (for several
+    /// servers sharing one cache directory); default 0: removed at once.
+    pub cache_keep_unused: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -102,6 +105,11 @@ pub struct Config {
     pub login: LoginLimits,
     /// `login.lockout` in milliseconds.
     pub lockout_ms: i64,
+    /// `server.cache_keep_unused` in milliseconds.
+    pub cache_keep_unused_ms: u64,
+    /// How uploads are compiled. `Config::resolve` says in process; `sandgate serve` sets its
+    /// own binary as the compiler child (a compile past `limits.compile_ms` is killed).
+    pub compiler: crate::sandbox::compile::Compiler,
 }
 
 /// What the command line / environment said (highest precedence).
@@ -162,6 +170,13 @@ impl Config {
         if lockout < 0.0 {
             return Err("login.lockout: must not be negative".into());
         }
+        let cache_keep_unused = match &file.server.cache_keep_unused {
+            Some(d) => d.millis("server.cache_keep_unused")?,
+            None => 0.0,
+        };
+        if cache_keep_unused < 0.0 {
+            return Err("server.cache_keep_unused: must not be negative".into());
+        }
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
         if max_body_bytes == 0 {
             return Err("server.max_body_bytes: must be greater than 0".into());
@@ -186,6 +201,8 @@ impl Config {
             argon2: file.argon2,
             login: file.login,
             lockout_ms: lockout as i64,
+            cache_keep_unused_ms: cache_keep_unused as u64,
+            compiler: crate::sandbox::compile::Compiler::InProcess,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod escape;
 pub mod ids;
 pub mod sandbox;
 pub mod security;

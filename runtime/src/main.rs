@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use sandgate::config::{Config, Overrides};
+use tracing_subscriber::field::MakeExt as _;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,6 +26,10 @@ enum Command {
         #[arg(long, env = "SANDGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The server's compiler child (run by the server itself): compiles the component on
+    /// stdin into OUT.
+    #[command(name = "compile-component", hide = true)]
+    CompileComponent { out: PathBuf },
     /// Manage uploaded strategies without a running server.
     Strategy {
         #[command(subcommand)]
@@ -49,6 +54,9 @@ enum StrategyCommand {
         /// Per-strategy limit overrides, a JSON object of [limits] keys
         #[arg(long, default_value = "{}")]
         limits: String,
+        /// Replace a strategy that holds users' credentials (they then answer to the new code)
+        #[arg(long)]
+        replace: bool,
     },
     /// List registered strategies.
     List,
@@ -57,7 +65,15 @@ enum StrategyCommand {
 }
 
 fn main() {
+    // Every field of every line is escaped: a strategy's message, a client's request id or a
+    // strategy-chosen kuid with a newline in it cannot forge a log line.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = sandgate::escape::for_log(&format!("{value:?}")).into_owned();
+        if field.name() == "message" { write!(w, "{text}") } else { write!(w, "{}={text}", field.name()) }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
+        .fmt_fields(fields)
         // A client that hangs up mid-request is not a server error: hyper's connection errors
         // are left out unless asked for (SANDGATE_LOG=debug,warp::server=debug).
         .with_env_filter(
@@ -65,11 +81,16 @@ fn main() {
                 .unwrap_or_else(|_| "info,warp::server=off".into()),
         )
         .with_target(false)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { listen, data_dir, config } => serve(Overrides { listen, data_dir, config }),
+        Command::CompileComponent { out } => {
+            sandgate::sandbox::compile::child_main(&out).map_err(|e| anyhow::anyhow!("{e}"))
+        }
         Command::Strategy { action, data_dir, server_config } => {
             strategy(action, Overrides { listen: None, data_dir, config: server_config })
         }
@@ -80,8 +101,15 @@ fn main() {
     }
 }
 
+/// The configuration, with this binary as the compiler child.
+fn load(overrides: &Overrides) -> anyhow::Result<Config> {
+    let mut config = Config::load(overrides).map_err(anyhow::Error::msg)?;
+    config.compiler = sandgate::sandbox::compile::Compiler::Child(std::env::current_exe()?);
+    Ok(config)
+}
+
 fn serve(overrides: Overrides) -> anyhow::Result<()> {
-    let config = Config::load(&overrides).map_err(anyhow::Error::msg)?;
+    let config = load(&overrides)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listen = config.listen;
@@ -104,11 +132,11 @@ fn serve(overrides: Overrides) -> anyhow::Result<()> {
 
 fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()> {
     use sandgate::app::offline;
-    let config = Config::load(&overrides).map_err(anyhow::Error::msg)?;
+    let config = load(&overrides)?;
     match action {
-        StrategyCommand::Add { name, file, config: json, limits } => {
+        StrategyCommand::Add { name, file, config: json, limits, replace } => {
             let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}", offline::add(&config, &name, wasm, &json, &limits)?);
+            println!("{}", offline::add(&config, &name, wasm, &json, &limits, replace)?);
         }
         StrategyCommand::List => offline::list(&config)?.iter().for_each(|line| println!("{line}")),
         StrategyCommand::Remove { name } => {

@@ -72,7 +72,15 @@ pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
     }
     let config = json_object(ctx, "config")?;
     let limits = json_object(ctx, "limits")?;
-    let strategy = ctx.app.sandbox.prepare(name, &wasm, &config, &limits).map_err(|e| invalid(&e.0))?;
+    // Whoever uploads under a name that holds users hands those users to the new code (it
+    // inherits their links and storage): only on purpose.
+    if ctx.app.sandbox.get(name).is_some()
+        && !ctx.req.flag("replace")
+        && ctx.app.store.has_links(name).map_err(|e| internal(&e.to_string()))?
+    {
+        return Err(KError::new(defs::PLUGIN_SANDBOX_REPLACE_UNCONFIRMED, &[name]));
+    }
+    let strategy = ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None).map_err(|e| invalid(&e.0))?;
     let stored = StoredStrategy {
         name: name.to_string(),
         hash: strategy.hash.clone(),
@@ -80,9 +88,11 @@ pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
         config,
         limits,
         registered_at_ms: strategy.registered_at_ms,
+        fields: Some(strategy.fields.clone()),
     };
     commit(ctx, &[Change::PutStrategy(stored)])?;
     let strategy = ctx.app.sandbox.install(strategy);
+    ctx.app.sandbox.clean_cache();
     tracing::info!(strategy = %name, hash = %strategy.hash, size = strategy.size, "strategy registered");
     Ok(info_of(&strategy).into())
 }
@@ -107,6 +117,7 @@ pub fn unregister(ctx: &Ctx) -> Result<Reply, KError> {
     } else {
         ctx.app.sandbox.remove(name);
     }
+    ctx.app.sandbox.clean_cache();
     tracing::info!(strategy = %name, "strategy unregistered (its users' credentials stay in its storage)");
     Ok(json!({ "acknowledged": true }).into())
 }

@@ -23,10 +23,6 @@ fn refuse(msg: impl Into<String>) -> UploadError {
 
 pub const NAME_RULE: &str = "a strategy name is 1 to 64 characters among a-z, 0-9, '_' and '-'";
 
-pub fn sha256(bytes: &[u8]) -> String {
-    sha256_hex(bytes)
-}
-
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -59,6 +55,71 @@ fn sha256_hex(bytes: &[u8]) -> String {
     crate::ids::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
+/// Interfaces a strategy may import: the WIT contract, and WASI p2 (linked with no capability).
+const PROVIDED: &[(&str, &[&str])] = &[
+    ("sandgate:strategy", &["types", "storage", "crypto", "log", "config"]),
+    ("wasi:cli", &[
+        "environment", "exit", "stdin", "stdout", "stderr", "terminal-input", "terminal-output",
+        "terminal-stdin", "terminal-stdout", "terminal-stderr",
+    ]),
+    ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
+    ("wasi:filesystem", &["types", "preopens"]),
+    ("wasi:io", &["error", "poll", "streams"]),
+    ("wasi:random", &["random", "insecure", "insecure-seed"]),
+    ("wasi:sockets", &[
+        "network", "instance-network", "tcp", "tcp-create-socket", "udp", "udp-create-socket", "ip-name-lookup",
+    ]),
+];
+
+const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.1.0";
+
+/// Whether Sandgate provides `name` (`pkg:ns/interface@version`): same package and interface,
+/// a version the linker resolves (sandgate 0.1.x, WASI 0.2.x).
+fn provided(name: &str) -> bool {
+    let Some((path, version)) = name.split_once('@') else { return false };
+    let Some((package, interface)) = path.split_once('/') else { return false };
+    let compatible = if package == "sandgate:strategy" { version.starts_with("0.1.") } else { version.starts_with("0.2.") };
+    compatible && PROVIDED.iter().any(|(p, interfaces)| *p == package && interfaces.contains(&interface))
+}
+
+/// Reads the component's own imports and exports, before any compilation: a component that
+/// could never link is refused for the price of a parse, not of a compile.
+fn check_interfaces(wasm: &[u8]) -> Result<(), UploadError> {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    let mut exports_authenticator = false;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
+        match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
+                    if !provided(import.name.name) {
+                        return Err(refuse(format!(
+                            "the component imports `{}`, which Sandgate does not provide (a strategy may import \
+                             sandgate:strategy/{{storage,crypto,log,config}} and WASI p2 only)",
+                            import.name.name
+                        )));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
+                    exports_authenticator |= export.name.name == AUTHENTICATOR;
+                }
+            }
+            _ => {}
+        }
+    }
+    if !exports_authenticator {
+        return Err(refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects")));
+    }
+    Ok(())
+}
+
 /// Where the compiled artifact of `hash` lives for this engine. Artifacts are only valid
 /// for the engine settings and wasmtime version that made them.
 fn artifact_path(sandbox: &Sandbox, hash: &str) -> PathBuf {
@@ -68,30 +129,67 @@ fn artifact_path(sandbox: &Sandbox, hash: &str) -> PathBuf {
     sandbox.cache_dir().join(format!("{hash}-{:016x}.cwasm", h.finish()))
 }
 
-/// Compiles `wasm`, or loads its cached artifact. Only files this server wrote are loaded
-/// (the cache directory is the server's own): `deserialize_file` trusts its input.
-fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Component, UploadError> {
+/// A compiled component, and the artifact file to keep once the strategy is accepted.
+struct Compiled {
+    component: Component,
+    pending: Option<tempfile::NamedTempFile>,
+}
+
+/// Loads the cached artifact of `hash`, or compiles `wasm` into a fresh temporary file of
+/// the cache directory. Only files this server wrote are loaded: `deserialize_file` trusts
+/// its input, so the directory is the server user's alone and artifacts are written under
+/// unique temporary names, renamed into place only once their strategy was accepted.
+fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Compiled, UploadError> {
     let path = artifact_path(sandbox, hash);
     if path.exists() {
         // SAFETY: the file was produced by `Component::serialize` of this engine configuration
         // (the file name carries the engine's compatibility hash) in a directory we own.
         match unsafe { Component::deserialize_file(sandbox.engine(), &path) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => {
+                // Recently used: a cleaning by another server sharing the directory keeps it.
+                let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                return Ok(Compiled { component, pending: None });
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "ignoring unusable compiled artifact: {e:#}")
             }
         }
     }
-    let component = sandbox.compile(wasm).map_err(|e| refuse(format!("invalid component: {}", root_cause(&e))))?;
-    if let Ok(bytes) = component.serialize() {
-        // Write then rename, so a concurrent reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!(path = %path.display(), "could not cache the compiled strategy");
+    let tmp = tempfile::Builder::new()
+        .prefix(".compiling-")
+        .suffix(".tmp")
+        .tempfile_in(sandbox.cache_dir())
+        .map_err(|e| refuse(format!("cannot compile now (cache directory: {e})")))?;
+    super::compile::compile(sandbox, wasm, tmp.path())?;
+    // SAFETY: written just now by our own compiler (this process or its child) into a file
+    // only this user can write.
+    let component = unsafe { Component::deserialize_file(sandbox.engine(), tmp.path()) }
+        .map_err(|e| refuse(format!("invalid component: {}", root_cause(&e))))?;
+    Ok(Compiled { component, pending: Some(tmp) })
+}
+
+/// Deletes compiled artifacts no registered strategy uses (and compilations left behind by a
+/// crash), sparing files touched within `keep` (servers sharing one cache directory).
+pub(super) fn clean_cache(sandbox: &Sandbox, in_use: &[String], keep: std::time::Duration) {
+    let keep_paths: Vec<PathBuf> = in_use.iter().map(|hash| artifact_path(sandbox, hash)).collect();
+    let Ok(entries) = std::fs::read_dir(sandbox.cache_dir()) else { return };
+    // A compilation under way is younger than its time limit.
+    let compiling = std::time::Duration::from_millis(sandbox.limits.compile_ms.saturating_mul(2)).max(keep);
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let grace = if name.starts_with(".compiling-") { compiling } else if name.ends_with(".cwasm") { keep } else { continue };
+        if keep_paths.contains(&path) {
+            continue;
+        }
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age >= grace) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(path = %path.display(), "removed unused compiled artifact"),
+                Err(e) => tracing::warn!(path = %path.display(), "could not remove unused compiled artifact: {e}"),
+            }
         }
     }
-    Ok(component)
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {
@@ -122,12 +220,16 @@ pub fn merge_limits(global: &super::Limits, overrides: &str) -> Result<super::Li
     Ok(limits)
 }
 
+/// Validates, compiles (or loads from the cache) and links a component, then makes its first
+/// call: `fields`, unless `fields` were recorded when it was accepted (a restart must not
+/// depend on any strategy behaving: nothing of the strategy runs).
 pub(super) fn prepare(
     sandbox: &Sandbox,
     name: &str,
     wasm: &[u8],
     config: &str,
     limits: &str,
+    known_fields: Option<Vec<String>>,
 ) -> Result<Strategy, UploadError> {
     if !valid_name(name) {
         return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
@@ -144,8 +246,9 @@ pub(super) fn prepare(
             .map(|v| v.to_string())
             .unwrap_or_else(|_| "{}".into());
     check_header(wasm)?;
+    check_interfaces(wasm)?;
     let hash = sha256_hex(wasm);
-    let component = load(sandbox, wasm, &hash)?;
+    let Compiled { component, pending } = load(sandbox, wasm, &hash)?;
     let instance_pre = sandbox.linker().instantiate_pre(&component).map_err(|e| {
         let msg = format!("{e:#}");
         // wasmtime says: component imports instance `x:y/z@1.0`, but a matching implementation…
@@ -158,16 +261,14 @@ pub(super) fn prepare(
         }
     })?;
     let pre = StrategyPre::new(instance_pre).map_err(|e| {
-        refuse(format!(
-            "the component does not export `sandgate:strategy/authenticator@0.1.0` as Sandgate expects: {e:#}"
-        ))
+        refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}"))
     })?;
     let mut strategy = Strategy {
         name: name.to_string(),
         pre,
         config: std::sync::Arc::from(config_value.to_string()),
         fields: Vec::new(),
-        hash,
+        hash: hash.clone(),
         size: wasm.len(),
         registered_at_ms: crate::tokens::now_ms(),
         limits: std::sync::Arc::new(merged),
@@ -178,12 +279,26 @@ pub(super) fn prepare(
         warm: std::sync::Mutex::new(Vec::new()),
         me: std::sync::OnceLock::new(),
     };
-    // One real call before accepting it: it must instantiate and answer under the limits.
-    let mut overlay = super::Overlay::default();
-    let fields = sandbox
-        .call(&strategy, &mut overlay, "upload", |i, st| i.sandgate_strategy_authenticator().call_fields(st).map(Ok))
-        .map_err(|e| refuse(format!("the strategy failed its first call (fields): it {e}")))?;
-    strategy.fields = fields.unwrap_or_default();
+    strategy.fields = match known_fields {
+        Some(fields) => fields,
+        // One real call before accepting it: it must instantiate and answer under the limits.
+        None => {
+            let mut overlay = super::Overlay::default();
+            let fields = sandbox
+                .call(&strategy, &mut overlay, "upload", None, |i, st| {
+                    i.sandgate_strategy_authenticator().call_fields(st).map(Ok)
+                })
+                .map_err(|e| refuse(format!("the strategy failed its first call (fields): it {e}")))?;
+            fields.unwrap_or_default()
+        }
+    };
+    // Accepted: only now does its compiled artifact enter the cache.
+    if let Some(tmp) = pending {
+        let path = artifact_path(sandbox, &hash);
+        if let Err(e) = tmp.persist(&path) {
+            tracing::warn!(path = %path.display(), "could not cache the compiled strategy: {}", e.error);
+        }
+    }
     Ok(strategy)
 }
 
