@@ -236,13 +236,6 @@ pub mod defs {
         Def { id: "plugin.strategy.precondition", status: 412, code: sandgate(4, 3, 101), template: "%s" };
     pub const PLUGIN_STRATEGY_NOT_FOUND: Def =
         Def { id: "plugin.strategy.not_found", status: 404, code: sandgate(4, 3, 102), template: "%s" };
-    /// A strategy answered `verify` with a user whose credentials it did not create.
-    pub const PLUGIN_STRATEGY_FOREIGN_KUID: Def = Def {
-        id: "plugin.strategy.foreign_kuid",
-        status: 500,
-        code: sandgate(4, 3, 103),
-        template: r#"Strategy "%s" answered with user "%s", whose credentials it did not create: refused."#,
-    };
     // Sandgate: the sandbox stopped a strategy, or refused to run or register it.
     pub const PLUGIN_SANDBOX_LIMIT_EXCEEDED: Def = Def {
         id: "plugin.sandbox.limit_exceeded",
@@ -257,6 +250,13 @@ pub mod defs {
         status: 503,
         code: sandgate(4, 64, 3),
         template: r#"Strategy "%s" %s; try again shortly"#,
+    };
+    /// Replacing a strategy hands its users to new code: the uploader must say so.
+    pub const PLUGIN_SANDBOX_REPLACE_UNCONFIRMED: Def = Def {
+        id: "plugin.sandbox.replace_unconfirmed",
+        status: 412,
+        code: sandgate(4, 64, 6),
+        template: r#"Strategy "%s" holds users' credentials: the new component would log them in. Send the upload again with the "replace" argument (?replace) to confirm."#,
     };
     pub const PLUGIN_SANDBOX_INVALID_COMPONENT: Def =
         Def { id: "plugin.sandbox.invalid_component", status: 400, code: sandgate(4, 64, 4), template: "%s" };

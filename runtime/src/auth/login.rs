@@ -55,16 +55,13 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     }
     let strategy = strategy(ctx, &name)?;
 
-    // Throttling: logins per second on this connection, and the per-account soft lock.
+    // Throttling: logins per second on this connection, failed logins per client address,
+    // and the soft lock on the records the strategy reads (see `throttle`).
     if req.protocol == Protocol::WebSocket {
         ctx.app.throttle.connection(req.connection_id)?;
     }
-    let account = ["username", "kuid"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_str).or_else(|| req.arg_str(k)))
-        .map(|name| format!("{}:{name}", strategy.name));
-    if let Some(account) = &account {
-        ctx.app.throttle.check(account)?;
+    if let Some(address) = &req.client_ip {
+        ctx.app.throttle.check_address(address)?;
     }
 
     let query = req
@@ -75,13 +72,17 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         .collect();
     let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
     let mut overlay = Overlay::default();
-    let outcome = ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id);
-    if let Some(account) = &account {
-        match &outcome {
-            Ok(Ok(_)) => ctx.app.throttle.succeeded(account),
-            Ok(Err(crate::sandbox::bindings::StrategyError::Rejected(_))) => ctx.app.throttle.failed(account),
-            _ => {}
+    let guard = ctx.app.throttle.guard();
+    let outcome = ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id, Some(guard.clone()));
+    match &outcome {
+        Ok(Ok(_)) => guard.succeeded(),
+        Ok(Err(crate::sandbox::bindings::StrategyError::Rejected(_))) => {
+            guard.failed();
+            if let Some(address) = &req.client_ip {
+                ctx.app.throttle.address_failed(address);
+            }
         }
+        _ => {}
     }
     let kuid = answer(&strategy, outcome)?;
     let reply = issue(ctx, &name, kuid, ttl, cookie_mode)?;
@@ -108,12 +109,16 @@ pub fn requested_ttl(ctx: &Ctx, value: Option<&Value>) -> Result<crate::tokens::
 /// their credentials; then the token. Kuzzle trusts its plugins; Sandgate does not.
 fn issue(ctx: &Ctx, name: &str, kuid: String, ttl: crate::tokens::Ttl, cookie_mode: bool) -> Result<Reply, KError> {
     let store_err = |e: crate::store::StoreError| super::internal(&e.to_string());
+    // Both refusals answer the client alike (which kuids exist is no business of a client
+    // or of a strategy); the log says which it was.
+    let refused = || KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]);
     if ctx.app.store.get_user(&kuid).map_err(store_err)?.is_none() {
-        return Err(KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]));
+        tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user that does not exist");
+        return Err(refused());
     }
     if !ctx.app.store.is_linked(name, &kuid).map_err(store_err)? {
         tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user it holds no credentials for");
-        return Err(KError::new(defs::PLUGIN_STRATEGY_FOREIGN_KUID, &[name, &kuid]));
+        return Err(refused());
     }
     let issued = ctx.app.tokens.issue(&kuid, ttl);
     let reply = Reply::new(json!({

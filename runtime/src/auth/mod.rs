@@ -51,6 +51,7 @@ pub fn call_error(name: &str, e: CallError) -> KError {
     let what = e.to_string();
     match e {
         CallError::Busy { .. } => KError::new(defs::PLUGIN_SANDBOX_BUSY, &[name, &what]),
+        CallError::Locked { secs } => KError::new(defs::SECURITY_CREDENTIALS_TOO_MANY_FAILURES, &[&secs.to_string()]),
         CallError::InputTooLarge { .. } => KError::new(defs::PLUGIN_SANDBOX_INPUT_TOO_LARGE, &[name, &what]),
         CallError::Trap(_) => KError::new(defs::PLUGIN_SANDBOX_CRASHED, &[name, &what]),
         _ => KError::new(defs::PLUGIN_SANDBOX_LIMIT_EXCEEDED, &[name, &what]),

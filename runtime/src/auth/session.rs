@@ -85,9 +85,10 @@ pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
     if session.expires_at < 0 {
         return Err(KError::new(defs::SECURITY_TOKEN_REFRESH_FORBIDDEN, &["Token with infinite TTL"]));
     }
-    if ctx.app.tokens.is_refreshed(session) {
+    // One refresh per token: concurrent ones lose the claim and are refused.
+    let Some(_claim) = ctx.app.tokens.claim_refresh(session) else {
         return Err(KError::new(defs::SECURITY_TOKEN_INVALID, &[]));
-    }
+    };
     let settings = ctx.app.tokens.settings();
     let ttl = super::login::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
     // The old token stays valid for the grace period (requests already on their way).

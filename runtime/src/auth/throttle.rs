@@ -1,14 +1,22 @@
 //! Login throttling.
 //! - Kuzzle's `limits.loginsPerSecond`: logins per second on one long-lived connection
 //!   (WebSocket); an HTTP request is its own connection, as in Kuzzle.
-//! - What Kuzzle lacks: a soft lock per account name after repeated failures. It applies to
-//!   names that exist and names that don't alike, with the same message, so it tells an
-//!   attacker nothing about which accounts exist.
+//! - What Kuzzle lacks: a soft lock per account after repeated failures. It keys on the
+//!   records a failing login actually read (the strategy's storage keys, through
+//!   [`LoginGuard`]), not on the name the client sent: a strategy that reads its username from
+//!   the query string is locked all the same. Names that exist and names that don't are locked
+//!   alike, with the same message, so it tells an attacker nothing.
+//! - Failed logins per client address (every transport): past `max_failures_per_address`, that
+//!   address gets Kuzzle's 429 `api.process.too_many_logins_requests` for the lockout period.
+//!
+//! Entries are a 16-byte digest and a few counters, whatever the length of the name or key
+//! they stand for; their number is bounded by `failure_memory_bytes`.
 
 use crate::api::errors::{KError, defs};
+use crate::sandbox::host::ReadGuard;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `[login]` in the config.
@@ -18,16 +26,45 @@ pub struct LoginLimits {
     /// Logins per second per WebSocket connection (0: no limit). Kuzzle's default is 1,
     /// which breaks clients that log in twice in a row (kuzzle#2264); ours is 10.
     pub logins_per_second: u32,
-    /// Consecutive failures that lock an account name (0: never).
+    /// Consecutive failures that lock an account (0: never).
     pub max_failures: u32,
-    /// How long the lock lasts, in the `ms` grammar or milliseconds.
+    /// Consecutive failed logins from one client address that lock that address (0: never).
+    pub max_failures_per_address: u32,
+    /// How long a lock lasts, in the `ms` grammar or milliseconds.
     pub lockout: crate::config::Duration,
+    /// Memory the failure counters may take (bytes).
+    pub failure_memory_bytes: usize,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        LoginLimits { logins_per_second: 10, max_failures: 10, lockout: crate::config::Duration::Text("1m".into()) }
+        LoginLimits {
+            logins_per_second: 10,
+            max_failures: 10,
+            max_failures_per_address: 100,
+            lockout: crate::config::Duration::Text("1m".into()),
+            failure_memory_bytes: 8 << 20,
+        }
     }
+}
+
+/// What one tracked account or address costs: the digest, the counters and the hash map's
+/// own overhead at its load factor.
+pub const ENTRY_BYTES: usize = 96;
+
+/// A record or an address, by digest: its length costs nothing.
+type Id = [u8; 16];
+
+fn id(kind: &str, parts: &[&str]) -> Id {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(kind.as_bytes());
+    for part in parts {
+        ctx.update(&[0]);
+        ctx.update(part.as_bytes());
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    out
 }
 
 struct Failures {
@@ -39,20 +76,21 @@ struct Failures {
 pub struct Throttle {
     logins_per_second: u32,
     max_failures: u32,
+    max_address_failures: u32,
     lockout: Duration,
+    capacity: usize,
     connections: Mutex<HashMap<u64, (Instant, u32)>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<Id, Failures>>,
 }
-
-/// Entries kept before stale ones are swept (bounds memory under a spray of names).
-const SWEEP_AT: usize = 100_000;
 
 impl Throttle {
     pub fn new(limits: &LoginLimits, lockout_ms: i64) -> Self {
         Throttle {
             logins_per_second: limits.logins_per_second,
             max_failures: limits.max_failures,
+            max_address_failures: limits.max_failures_per_address,
             lockout: Duration::from_millis(lockout_ms.max(0) as u64),
+            capacity: (limits.failure_memory_bytes / ENTRY_BYTES).max(1),
             connections: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
@@ -80,33 +118,44 @@ impl Throttle {
         self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 
-    /// Refuses while `account` is locked.
-    pub fn check(&self, account: &str) -> Result<(), KError> {
-        if self.max_failures == 0 {
+    /// Refuses a login from an address that failed too often.
+    pub fn check_address(&self, address: &str) -> Result<(), KError> {
+        if self.max_address_failures == 0 {
             return Ok(());
         }
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = map.get(account).and_then(|f| f.locked_until) {
-            let now = Instant::now();
-            if until > now {
-                let secs = (until - now).as_secs().max(1).to_string();
-                return Err(KError::new(defs::SECURITY_CREDENTIALS_TOO_MANY_FAILURES, &[&secs]));
-            }
+        match self.locked_for(&id("address", &[address])) {
+            Some(_) => Err(KError::new(defs::API_PROCESS_TOO_MANY_LOGINS_REQUESTS, &[])),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    pub fn failed(&self, account: &str) {
-        if self.max_failures == 0 {
-            return;
+    pub fn address_failed(&self, address: &str) {
+        if self.max_address_failures > 0 {
+            self.failed(id("address", &[address]), self.max_address_failures);
         }
+    }
+
+    /// The guard a login's strategy call reads its records through.
+    pub fn guard(self: &Arc<Self>) -> Arc<LoginGuard> {
+        Arc::new(LoginGuard { throttle: self.clone(), read: Mutex::new(Vec::new()) })
+    }
+
+    /// Seconds left on the lock of `id`, if locked.
+    fn locked_for(&self, id: &Id) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let until = map.get(id).and_then(|f| f.locked_until)?;
+        let now = Instant::now();
+        (until > now).then(|| (until - now).as_secs().max(1))
+    }
+
+    fn failed(&self, id: Id, threshold: u32) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if map.len() >= SWEEP_AT {
-            let lockout = self.lockout;
-            map.retain(|_, f| now.duration_since(f.last) < lockout || f.locked_until.is_some_and(|u| u > now));
+        if !map.contains_key(&id) && map.len() >= self.capacity && !self.make_room(&mut map, now) {
+            tracing::warn!("login failure counters are full of locked entries (login.failure_memory_bytes)");
+            return;
         }
-        let f = map.entry(account.to_string()).or_insert(Failures { count: 0, last: now, locked_until: None });
+        let f = map.entry(id).or_insert(Failures { count: 0, last: now, locked_until: None });
         // A lock that has run out starts a fresh count; so do failures long apart.
         if f.locked_until.is_some_and(|u| u <= now) || now.duration_since(f.last) >= self.lockout {
             f.count = 0;
@@ -114,14 +163,72 @@ impl Throttle {
         }
         f.count += 1;
         f.last = now;
-        if f.count >= self.max_failures {
+        if f.count >= threshold {
             f.locked_until = Some(now + self.lockout);
         }
     }
 
-    pub fn succeeded(&self, account: &str) {
-        if self.max_failures > 0 {
-            self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(account);
+    /// Frees entries when the table is at its memory bound: stale ones first, then those not
+    /// locked (a count in progress is worth less than a lock). False if only locks are left.
+    fn make_room(&self, map: &mut HashMap<Id, Failures>, now: Instant) -> bool {
+        let lockout = self.lockout;
+        let locked = |f: &Failures| f.locked_until.is_some_and(|u| u > now);
+        map.retain(|_, f| now.duration_since(f.last) < lockout || locked(f));
+        if map.len() >= self.capacity {
+            map.retain(|_, f| locked(f));
+        }
+        map.len() < self.capacity
+    }
+
+    fn succeeded(&self, id: &Id) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Entries tracked now (each at most [`ENTRY_BYTES`]).
+    pub fn tracked(&self) -> usize {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// One login's view of the soft lock: the strategy's storage reads go through it (refused
+/// while that record is locked), and the outcome is charged to the records it read.
+pub struct LoginGuard {
+    throttle: Arc<Throttle>,
+    read: Mutex<Vec<Id>>,
+}
+
+/// Records of one login that are counted (a strategy reads one or two per login).
+const READS_COUNTED: usize = 16;
+
+impl ReadGuard for LoginGuard {
+    fn read(&self, strategy: &str, key: &str) -> Result<(), u64> {
+        if self.throttle.max_failures == 0 {
+            return Ok(());
+        }
+        let record = id("record", &[strategy, key]);
+        if let Some(secs) = self.throttle.locked_for(&record) {
+            return Err(secs);
+        }
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        if read.len() < READS_COUNTED && !read.contains(&record) {
+            read.push(record);
+        }
+        Ok(())
+    }
+}
+
+impl LoginGuard {
+    /// The strategy said the credentials are wrong: every record it read counts a failure.
+    pub fn failed(&self) {
+        for record in self.read.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            self.throttle.failed(*record, self.throttle.max_failures);
+        }
+    }
+
+    /// A successful login clears the counts of what it read.
+    pub fn succeeded(&self) {
+        for record in self.read.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            self.throttle.succeeded(record);
         }
     }
 }
@@ -130,19 +237,73 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    fn throttle(limits: LoginLimits) -> Arc<Throttle> {
+        Arc::new(Throttle::new(&limits, 60_000))
+    }
+
     #[test]
-    fn locks_after_failures_and_tells_nothing() {
-        let t = Throttle::new(&LoginLimits { max_failures: 3, ..Default::default() }, 60_000);
-        for _ in 0..2 {
-            t.failed("local:alice");
+    fn locks_the_records_a_failing_login_read() {
+        let t = throttle(LoginLimits { max_failures: 3, ..Default::default() });
+        for _ in 0..3 {
+            let g = t.guard();
+            assert!(g.read("local", "user:alice").is_ok());
+            g.failed();
         }
-        assert!(t.check("local:alice").is_ok());
-        t.failed("local:alice");
-        let err = t.check("local:alice").unwrap_err();
+        // Whatever channel the name came through, the strategy reads the same record.
+        let g = t.guard();
+        let secs = g.read("local", "user:alice").unwrap_err();
+        assert!((1..=60).contains(&secs));
+        assert!(g.read("local", "user:bob").is_ok(), "other records are not affected");
+        assert!(t.guard().read("other", "user:alice").is_ok(), "nor other strategies' records");
+        let err = crate::auth::call_error("local", crate::sandbox::CallError::Locked { secs });
         assert_eq!((err.status, err.id), (429, "security.credentials.too_many_failures"));
-        assert!(t.check("local:bob").is_ok(), "other accounts are not affected");
-        t.succeeded("local:alice");
-        assert!(t.check("local:alice").is_ok());
+    }
+
+    #[test]
+    fn success_clears_the_count() {
+        let t = throttle(LoginLimits { max_failures: 2, ..Default::default() });
+        let g = t.guard();
+        g.read("local", "user:a").unwrap();
+        g.failed();
+        let g = t.guard();
+        g.read("local", "user:a").unwrap();
+        g.succeeded();
+        let g = t.guard();
+        g.read("local", "user:a").unwrap();
+        g.failed();
+        assert!(t.guard().read("local", "user:a").is_ok(), "one failure since the success");
+    }
+
+    #[test]
+    fn addresses_are_limited() {
+        let t = throttle(LoginLimits { max_failures_per_address: 2, ..Default::default() });
+        t.address_failed("10.0.0.1");
+        assert!(t.check_address("10.0.0.1").is_ok());
+        t.address_failed("10.0.0.1");
+        assert_eq!(t.check_address("10.0.0.1").unwrap_err().id, "api.process.too_many_logins_requests");
+        assert!(t.check_address("10.0.0.2").is_ok());
+    }
+
+    /// 3,000 failures with 60 KB names once kept 177 MiB; entries are now digests, and their
+    /// number stays under the memory bound. Locks survive a spray of new names.
+    #[test]
+    fn memory_is_bounded_and_locks_survive_a_spray() {
+        let t = throttle(LoginLimits {
+            max_failures: 1,
+            failure_memory_bytes: 100 * ENTRY_BYTES,
+            ..Default::default()
+        });
+        let g = t.guard();
+        g.read("local", "user:alice").unwrap();
+        g.failed();
+        let long = "n".repeat(60_000);
+        for i in 0..3_000 {
+            let g = t.guard();
+            let _ = g.read("local", &format!("user:{long}{i}"));
+            g.failed();
+            assert!(t.tracked() <= 100);
+        }
+        assert!(t.guard().read("local", "user:alice").is_err(), "the lock survived");
     }
 
     #[test]

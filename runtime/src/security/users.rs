@@ -38,6 +38,13 @@ fn create_with_credentials(
     credentials: Option<&Map<String, Value>>,
     first_admin: bool,
 ) -> Result<Reply, KError> {
+    // -1 is the anonymous user: whoever took it would share the anonymous kuid.
+    if kuid == "-1" {
+        return Err(KError::new(
+            defs::API_ASSERT_INVALID_ARGUMENT,
+            &["_id", "a user id other than -1 (the anonymous user)"],
+        ));
+    }
     let user = User { kuid: kuid.clone(), content };
     let mut changes = vec![Change::InsertUser { user: user.clone(), first_admin }];
     if ctx.app.store.get_user(&kuid).map_err(|e| internal(&e.to_string()))?.is_some() {
@@ -106,12 +113,6 @@ pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
-    if kuid == "-1" {
-        return Err(KError::new(
-            defs::API_ASSERT_INVALID_ARGUMENT,
-            &["_id", "a user id other than -1 (the anonymous user)"],
-        ));
-    }
     create_with_credentials(ctx, kuid, content, credentials, false)
 }
 
@@ -135,12 +136,19 @@ pub fn get_user_strategies(ctx: &Ctx) -> Result<Reply, KError> {
 }
 
 /// The user, their credentials in every strategy, and every token they hold: one transaction.
+/// The admin's deletion wins over the strategies: one whose `delete` fails (or is stopped)
+/// keeps whatever it stored, but the user, their tokens and their links go all the same; the
+/// failure is logged and counted (`sandgate_strategy_forced_deletes_total`).
 pub fn delete_user(ctx: &Ctx) -> Result<Reply, KError> {
     let user = load(ctx)?;
     let mut overlay = Overlay::default();
     for name in ctx.app.store.linked_strategies(&user.kuid).map_err(|e| internal(&e.to_string()))? {
         if let Some(s) = ctx.app.sandbox.get(&name) {
-            answer(&s, ctx.app.sandbox.delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id))?;
+            // A failed call adds nothing to the overlay: the other strategies' deletes stand.
+            if let Err(e) = answer(&s, ctx.app.sandbox.delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id)) {
+                s.metrics.forced_delete();
+                tracing::warn!(strategy = %name, kuid = %user.kuid, "user deleted although the strategy's delete failed: {}", e.message);
+            }
         }
     }
     let mut changes = overlay.changes();

@@ -114,6 +114,8 @@ pub struct Tokens {
     codec: Codec,
     rng: SystemRandom,
     revoked: RwLock<RevocationState>,
+    /// Tokens whose refresh is under way (see `claim_refresh`).
+    refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Tokens {
@@ -129,7 +131,7 @@ impl Tokens {
             Format::PasetoLocal => Codec::Paseto(paseto::Paseto::local(secret)),
             Format::PasetoPublic => Codec::Paseto(paseto::Paseto::public(secret)),
         };
-        Ok(Tokens { codec, settings, rng: SystemRandom::new(), revoked: RwLock::new(state) })
+        Ok(Tokens { codec, settings, rng: SystemRandom::new(), revoked: RwLock::new(state), refreshing: Default::default() })
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -176,9 +178,17 @@ impl Tokens {
         Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at })
     }
 
-    /// Whether this token was already refreshed (a second refresh is refused).
-    pub fn is_refreshed(&self, session: &Session) -> bool {
-        self.revoked.read().unwrap_or_else(|p| p.into_inner()).tokens.contains_key(&session.jti)
+    /// The right to refresh this token, once: `None` if it was refreshed (or revoked) already
+    /// or a refresh of it is under way. Check and claim are one step under one lock, so
+    /// concurrent refreshes of one token yield one new token. The claim ends when the guard
+    /// drops; by then a successful refresh has recorded the token as revoked.
+    pub fn claim_refresh(&self, session: &Session) -> Option<RefreshClaim<'_>> {
+        let mut refreshing = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner()).tokens.contains_key(&session.jti);
+        if revoked || !refreshing.insert(session.jti.clone()) {
+            return None;
+        }
+        Some(RefreshClaim { tokens: self, jti: session.jti.clone() })
     }
 
     /// The change that voids one token from `void_from_ms`. Apply it with [`Tokens::apply`]
@@ -209,5 +219,17 @@ impl Tokens {
                 _ => {}
             }
         }
+    }
+}
+
+/// A refresh in progress (see [`Tokens::claim_refresh`]).
+pub struct RefreshClaim<'a> {
+    tokens: &'a Tokens,
+    jti: String,
+}
+
+impl Drop for RefreshClaim<'_> {
+    fn drop(&mut self) {
+        self.tokens.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.jti);
     }
 }
