@@ -130,7 +130,9 @@ pub mod offline {
         let (store, sandbox) = open(config)?;
         let exists = name == "local" || store.strategies().map_err(|e| anyhow!("{e}"))?.iter().any(|s| s.name == name);
         if exists && !replace && store.has_links(name).map_err(|e| anyhow!("{e}"))? {
-            anyhow::bail!("{name} holds users' credentials: the new component would log them in (add --replace to confirm)");
+            anyhow::bail!(
+                "{name} holds users' credentials: the new component would log them in (add --replace to confirm)"
+            );
         }
         let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, None).map_err(|e| anyhow!("{e}"))?;
         let config_text =

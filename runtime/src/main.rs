@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use sandgate::config::{Config, Overrides};
-use tracing_subscriber::field::MakeExt as _;
 use std::path::PathBuf;
+use tracing_subscriber::field::MakeExt as _;
 
 #[derive(Parser)]
 #[command(name = "sandgate", version, about = "A Kuzzle-compatible login server with sandboxed WebAssembly strategies")]

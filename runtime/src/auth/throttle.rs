@@ -288,11 +288,8 @@ mod tests {
     /// number stays under the memory bound. Locks survive a spray of new names.
     #[test]
     fn memory_is_bounded_and_locks_survive_a_spray() {
-        let t = throttle(LoginLimits {
-            max_failures: 1,
-            failure_memory_bytes: 100 * ENTRY_BYTES,
-            ..Default::default()
-        });
+        let t =
+            throttle(LoginLimits { max_failures: 1, failure_memory_bytes: 100 * ENTRY_BYTES, ..Default::default() });
         let g = t.guard();
         g.read("local", "user:alice").unwrap();
         g.failed();

@@ -44,9 +44,15 @@ pub enum LimitHit {
     /// The call ran past `limits.wall_ms`.
     Wall(u64),
     /// A storage key (or prefix) longer than `limits.max_key_bytes`.
-    KeyTooLong { len: usize, max: usize },
+    KeyTooLong {
+        len: usize,
+        max: usize,
+    },
     /// More random bytes than `limits.max_random_bytes` in one host call.
-    Random { len: u64, max: usize },
+    Random {
+        len: u64,
+        max: usize,
+    },
     /// The call's memories together would pass `limits.memory_bytes`.
     Memory(usize),
     /// The call's tables together would pass `limits.table_elements`.

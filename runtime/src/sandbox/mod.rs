@@ -283,7 +283,8 @@ impl Sandbox {
             strategy.metrics.dropped_log_lines(state.dropped_log_lines);
         }
         let elapsed = started.elapsed();
-        let used = elapsed.saturating_sub(state.uncharged()).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
+        let used =
+            elapsed.saturating_sub(state.uncharged()).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
         let result = match outcome {
             Ok(answer) => {
                 let size = match &answer {
@@ -369,8 +370,8 @@ impl Sandbox {
     }
 
     pub fn exists(&self, s: &Strategy, kuid: &str, overlay: &mut Overlay, rid: &str) -> Result<bool, CallError> {
-        let out =
-            self.call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
+        let out = self
+            .call(s, overlay, rid, None, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
         Ok(out.unwrap_or(false))
     }
 
@@ -649,7 +650,10 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
     let text = format!("{err:#}");
     // wasmtime-wasi refuses `get-random-bytes` past `max_random_size` with this text.
     if text.contains("requested len") && text.contains("exceeds limit") {
-        return CallError::Limit(format!("asked WASI for more than {} random bytes (limits.max_random_bytes)", limits.max_random_bytes));
+        return CallError::Limit(format!(
+            "asked WASI for more than {} random bytes (limits.max_random_bytes)",
+            limits.max_random_bytes
+        ));
     }
     // Every pooling slot is taken (too many calls at once across strategies): try later.
     if format!("{err:#}").contains("concurrent limit") {

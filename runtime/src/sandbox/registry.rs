@@ -58,17 +58,29 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Interfaces a strategy may import: the WIT contract, and WASI p2 (linked with no capability).
 const PROVIDED: &[(&str, &[&str])] = &[
     ("sandgate:strategy", &["types", "storage", "crypto", "log", "config"]),
-    ("wasi:cli", &[
-        "environment", "exit", "stdin", "stdout", "stderr", "terminal-input", "terminal-output",
-        "terminal-stdin", "terminal-stdout", "terminal-stderr",
-    ]),
+    (
+        "wasi:cli",
+        &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+    ),
     ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
     ("wasi:filesystem", &["types", "preopens"]),
     ("wasi:io", &["error", "poll", "streams"]),
     ("wasi:random", &["random", "insecure", "insecure-seed"]),
-    ("wasi:sockets", &[
-        "network", "instance-network", "tcp", "tcp-create-socket", "udp", "udp-create-socket", "ip-name-lookup",
-    ]),
+    (
+        "wasi:sockets",
+        &["network", "instance-network", "tcp", "tcp-create-socket", "udp", "udp-create-socket", "ip-name-lookup"],
+    ),
 ];
 
 const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.1.0";
@@ -78,7 +90,8 @@ const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.1.0";
 fn provided(name: &str) -> bool {
     let Some((path, version)) = name.split_once('@') else { return false };
     let Some((package, interface)) = path.split_once('/') else { return false };
-    let compatible = if package == "sandgate:strategy" { version.starts_with("0.1.") } else { version.starts_with("0.2.") };
+    let compatible =
+        if package == "sandgate:strategy" { version.starts_with("0.1.") } else { version.starts_with("0.2.") };
     compatible && PROVIDED.iter().any(|(p, interfaces)| *p == package && interfaces.contains(&interface))
 }
 
@@ -147,7 +160,10 @@ fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Compiled, UploadEr
         match unsafe { Component::deserialize_file(sandbox.engine(), &path) } {
             Ok(component) => {
                 // Recently used: a cleaning by another server sharing the directory keeps it.
-                let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 return Ok(Compiled { component, pending: None });
             }
             Err(e) => {
@@ -178,7 +194,13 @@ pub(super) fn clean_cache(sandbox: &Sandbox, in_use: &[String], keep: std::time:
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
-        let grace = if name.starts_with(".compiling-") { compiling } else if name.ends_with(".cwasm") { keep } else { continue };
+        let grace = if name.starts_with(".compiling-") {
+            compiling
+        } else if name.ends_with(".cwasm") {
+            keep
+        } else {
+            continue;
+        };
         if keep_paths.contains(&path) {
             continue;
         }
@@ -260,9 +282,8 @@ pub(super) fn prepare(
             _ => refuse(format!("the component cannot be linked: {msg}")),
         }
     })?;
-    let pre = StrategyPre::new(instance_pre).map_err(|e| {
-        refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}"))
-    })?;
+    let pre = StrategyPre::new(instance_pre)
+        .map_err(|e| refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}")))?;
     let mut strategy = Strategy {
         name: name.to_string(),
         pre,

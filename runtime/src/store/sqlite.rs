@@ -302,11 +302,15 @@ fn list_keys(c: &Connection, strategy: &str, prefix: &str, limit: u32) -> rusqli
         Some(_) => c.prepare_cached(
             "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4",
         )?,
-        None => c.prepare_cached("SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 ORDER BY key LIMIT ?3")?,
+        None => {
+            c.prepare_cached("SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 ORDER BY key LIMIT ?3")?
+        }
     };
     stmt.reset_status(VmStep);
     let keys = match &end {
-        Some(end) => stmt.query_map(params![strategy, prefix, end, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?,
+        Some(end) => {
+            stmt.query_map(params![strategy, prefix, end, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        }
         None => stmt.query_map(params![strategy, prefix, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?,
     };
     Ok((keys, stmt.get_status(VmStep)))

@@ -131,7 +131,13 @@ impl Tokens {
             Format::PasetoLocal => Codec::Paseto(paseto::Paseto::local(secret)),
             Format::PasetoPublic => Codec::Paseto(paseto::Paseto::public(secret)),
         };
-        Ok(Tokens { codec, settings, rng: SystemRandom::new(), revoked: RwLock::new(state), refreshing: Default::default() })
+        Ok(Tokens {
+            codec,
+            settings,
+            rng: SystemRandom::new(),
+            revoked: RwLock::new(state),
+            refreshing: Default::default(),
+        })
     }
 
     pub fn settings(&self) -> &TokenSettings {
