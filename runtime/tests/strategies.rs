@@ -105,7 +105,12 @@ fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
     let s = TestServer::start();
     let admin = s.admin();
     // `slow` reads the clock in a loop: let it make that many host calls.
-    s.register(&admin, "swap", "hostile_chaos", "?limits=%7B%22cpu_ms%22%3A5000%2C%22max_host_calls%22%3A10000000%7D");
+    s.register(
+        &admin,
+        "swap",
+        "hostile_chaos",
+        "?limits=%7B%22cpu_ms%22%3A5000%2C%22wall_ms%22%3A10000%2C%22max_host_calls%22%3A10000000%7D",
+    );
     s.user_with(&admin, "mallory", json!({ "swap": {} }));
     let base = s.base.clone();
     // A login that takes ~1.5 s on the old version…
@@ -121,7 +126,7 @@ fn hot_swap_keeps_calls_in_flight_on_the_old_version() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // …then replace the strategy by another component.
-    let info = s.register(&admin, "swap", "strategy_apikey", "");
+    let info = s.register(&admin, "swap", "strategy_apikey", "?replace");
     assert_eq!(info["fields"], json!(["key"]));
     let old = slow.join().unwrap();
     assert_eq!(old["result"]["_id"], "mallory", "the call in flight finished on the old version: {old}");

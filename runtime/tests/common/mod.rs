@@ -44,10 +44,18 @@ impl TestServer {
 
     pub fn start_in(data_dir: &Path, toml: &str) -> Self {
         let mut file = parse_toml(toml).expect("test config");
-        file.server.cache_dir.get_or_insert_with(shared_cache);
+        if file.server.cache_dir.is_none() {
+            // Shared by the servers of a test run: what one compiled, the others load; none
+            // removes an artifact another may be using.
+            file.server.cache_dir = Some(shared_cache());
+            file.server.cache_keep_unused.get_or_insert(sandgate::config::Duration::Text("1h".into()));
+        }
         let overrides =
             Overrides { listen: Some("127.0.0.1:0".into()), data_dir: Some(data_dir.to_path_buf()), config: None };
-        let config = Config::resolve(file, &overrides).expect("config");
+        let mut config = Config::resolve(file, &overrides).expect("config");
+        // Uploads compile in a child process as under `sandgate serve` (the test binary is
+        // not the sandgate binary: name it).
+        config.compiler = sandgate::sandbox::compile::Compiler::Child(PathBuf::from(env!("CARGO_BIN_EXE_sandgate")));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -7,8 +7,17 @@
 //! milliseconds, then answer `kuid`), `wasi` (probe the filesystem, environment and network),
 //! `state` (a static counter: a fresh instance per call always answers "1").
 //!
+//! Waiting and the host's own resources: `sleep` (`std::thread::sleep` for `ms`, through WASI),
+//! `pending` (64 KiB writes until the host refuses one), `big-key` (a 4 MiB storage key),
+//! `random` (64 MiB from `wasi:random`), `host-random` (1 MiB from `crypto.random-bytes`),
+//! `wasi-calls` (100,000 WASI clock reads), `clock` (reports the clocks' resolution and the
+//! smallest step seen), `log-forge` (a log line with line breaks in it).
+//!
 //! Everything else is inert: `create` stores nothing and answers `{}`, so `createUser` can link
-//! a user to this strategy.
+//! a user to this strategy. Two ways to arm it, for tests of what the host does around calls:
+//! `validate` with `{"arm": true}` stores a flag that makes `fields` sleep for an hour, and the
+//! config `{"fail_delete": true}` makes `delete` fail. The config `{"sleep_at_start_ms": N}`
+//! makes every instance sleep while it is being made (a constructor).
 
 use core::hint::black_box;
 use sandgate_strategy::{
@@ -68,11 +77,67 @@ fn wasi_probe() -> String {
     .to_string()
 }
 
+/// The clocks as a strategy sees them: declared resolutions, and the smallest non-zero step
+/// between consecutive reads of the monotonic clock.
+fn clock_report() -> String {
+    let mut smallest = u64::MAX;
+    let mut last = wasip2::clocks::monotonic_clock::now();
+    for _ in 0..300 {
+        let now = wasip2::clocks::monotonic_clock::now();
+        if now > last {
+            smallest = smallest.min(now - last);
+        }
+        last = now;
+        for i in 0..20_000u32 {
+            black_box(i);
+        }
+    }
+    let wall = wasip2::clocks::wall_clock::now();
+    json!({
+        "monotonic_resolution_ns": wasip2::clocks::monotonic_clock::resolution(),
+        "wall_resolution_ns": wasip2::clocks::wall_clock::resolution().nanoseconds,
+        "smallest_step_ns": smallest,
+        "wall_subsec_ns": wall.nanoseconds,
+    })
+    .to_string()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Config {
+    fail_delete: bool,
+    /// Sleep this long while the instance is being made (a constructor), before any call.
+    sleep_at_start_ms: u64,
+}
+
+/// Runs when an instance is made (`_initialize`, before any export is called).
+extern "C" fn at_start() {
+    let config: Config = sandgate_strategy::config_json().unwrap_or_default();
+    if config.sleep_at_start_ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(config.sleep_at_start_ms));
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static AT_START: extern "C" fn() = at_start;
+
 struct Chaos;
 
 impl Strategy for Chaos {
     fn fields() -> Vec<String> {
+        if store::get("armed").is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
         vec!["mode".into()]
+    }
+
+    fn validate(_kuid: String, credentials: String, _is_update: bool) -> Result<()> {
+        let creds: Value = serde_json::from_str(&credentials).map_err(|e| bad_request(e.to_string()))?;
+        if creds.get("arm") == Some(&Value::Bool(true)) {
+            store::set("armed", "1").map_err(internal)?;
+        }
+        Ok(())
     }
 
     fn verify(req: LoginRequest) -> Result<String> {
@@ -125,6 +190,35 @@ impl Strategy for Chaos {
             // hands to the client as is (401 plugin.strategy.missing_user).
             "wasi" => Err(rejected(wasi_probe())),
             "state" => Err(rejected((COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string())),
+            "sleep" => {
+                let ms = creds.get("ms").and_then(Value::as_u64).ok_or_else(|| bad_request("\"ms\" missing"))?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Err(rejected("slept"))
+            }
+            "pending" => Err(internal(fill_storage("p", &"y".repeat(64 << 10)))),
+            "big-key" => {
+                black_box(store::get(&"k".repeat(4 << 20)));
+                Err(rejected("the host read a 4 MiB key"))
+            }
+            "random" => {
+                let bytes = wasip2::random::random::get_random_bytes(64 << 20);
+                Err(rejected(format!("the host gave {} random bytes", bytes.len())))
+            }
+            "host-random" => {
+                let bytes = crypto::random_bytes(1 << 20);
+                Err(rejected(format!("the host gave {} random bytes", bytes.len())))
+            }
+            "wasi-calls" => {
+                for _ in 0..100_000 {
+                    black_box(std::time::SystemTime::now());
+                }
+                Err(rejected("100000 WASI calls went through"))
+            }
+            "clock" => Err(rejected(clock_report())),
+            "log-forge" => {
+                sandgate_strategy::log::info("first line\nFORGED-LOG-LINE from a strategy\r\u{1b}[2K");
+                Err(rejected("logged"))
+            }
             other => Err(rejected(format!("unknown chaos mode {other:?}"))),
         }
     }
@@ -138,7 +232,8 @@ impl Strategy for Chaos {
     }
 
     fn delete(_kuid: String) -> Result<()> {
-        Ok(())
+        let config: Config = sandgate_strategy::config_json()?;
+        if config.fail_delete { Err(internal("chaos refuses to delete anyone")) } else { Ok(()) }
     }
 
     fn exists(_kuid: String) -> bool {
