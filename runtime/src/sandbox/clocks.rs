@@ -78,7 +78,7 @@ fn wake_after(mut cx: StoreContextMut<'_, HostState>, wait: Duration) -> wasmtim
     let wake = Wake { at: tokio::time::Instant::from_std(at), slept: state.slept.clone() };
     let table = &mut state.table;
     let wake = table.push(wake)?;
-    Ok(subscribe(table, wake)?)
+    subscribe(table, wake)
 }
 
 /// Replaces the WASI subscribe functions (call after `wasmtime_wasi::p2::add_to_linker_sync`).
