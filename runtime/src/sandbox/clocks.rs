@@ -8,8 +8,7 @@
 //!   the deadline has passed stops the call. Time spent waiting is not charged as CPU.
 
 use super::host::{HostState, LimitHit};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
@@ -51,18 +50,68 @@ impl wasmtime_wasi::HostWallClock for Wall {
     }
 }
 
-/// A pollable that fires at `at`, and adds the time it was waited on to `slept`.
+/// The time a call spent waiting on its clock pollables, each moment counted once however
+/// many pollables were waited on together (one `poll` of a hundred sleeps is one wait).
+#[derive(Default)]
+pub struct Waits(Mutex<WaitState>);
+
+#[derive(Default)]
+struct WaitState {
+    waiting: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl Waits {
+    fn state(&self) -> std::sync::MutexGuard<'_, WaitState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Time waited so far.
+    pub fn total(&self) -> Duration {
+        self.state().total
+    }
+
+    pub fn reset(&self) {
+        *self.state() = WaitState::default();
+    }
+
+    fn enter(self: &Arc<Self>) -> Waiting {
+        let mut s = self.state();
+        if s.waiting == 0 {
+            s.since = Some(Instant::now());
+        }
+        s.waiting += 1;
+        Waiting(self.clone())
+    }
+}
+
+/// One pollable being waited on; dropped when it fires or when the poll ends without it.
+struct Waiting(Arc<Waits>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.waiting = s.waiting.saturating_sub(1);
+        if s.waiting == 0
+            && let Some(since) = s.since.take()
+        {
+            s.total += since.elapsed();
+        }
+    }
+}
+
+/// A pollable that fires at `at`.
 struct Wake {
     at: tokio::time::Instant,
-    slept: Arc<AtomicU64>,
+    waits: Arc<Waits>,
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for Wake {
     async fn ready(&mut self) {
-        let start = Instant::now();
+        let _waiting = self.waits.enter();
         tokio::time::sleep_until(self.at).await;
-        self.slept.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -75,7 +124,7 @@ fn wake_after(mut cx: StoreContextMut<'_, HostState>, wait: Duration) -> wasmtim
         return Err(LimitHit::Wall(state.limits.wall_ms).into());
     }
     let at = now.checked_add(wait).map_or(state.deadline, |at| at.min(state.deadline));
-    let wake = Wake { at: tokio::time::Instant::from_std(at), slept: state.slept.clone() };
+    let wake = Wake { at: tokio::time::Instant::from_std(at), waits: state.waits.clone() };
     let table = &mut state.table;
     let wake = table.push(wake)?;
     subscribe(table, wake)

@@ -9,7 +9,6 @@ use super::limits::Limits;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -163,20 +162,21 @@ pub struct HostState {
     pub(super) hasher: Arc<PasswordHasher>,
     pub(super) limits: Arc<Limits>,
     pub(super) overlay: Overlay,
-    /// Bytes (keys + values) this call added to the overlay.
+    /// Bytes (keys + values) of each write this call added to the overlay, and their sum.
+    pub(super) own_writes: std::collections::HashMap<String, usize>,
     pub(super) pending_bytes: usize,
     pub(super) guard: Option<Arc<dyn ReadGuard>>,
     pub(super) stderr: MemoryOutputPipe,
     pub(super) hash_calls: u32,
     /// Every host call, WASI included (counted in `WasiView::ctx`, which each WASI function
-    /// goes through, and checked by the Store's call hook when the host returns).
+    /// goes through, and checked at the next epoch tick).
     pub(super) host_calls: u32,
     pub(super) log_lines: u32,
     pub(super) dropped_log_lines: u32,
     /// Wall time spent hashing passwords: not charged to the strategy's CPU budget.
     pub(super) host_time: Duration,
-    /// Nanoseconds spent waiting on WASI clock pollables (not CPU either); see `clocks`.
-    pub(super) slept: Arc<AtomicU64>,
+    /// Time spent waiting on WASI clock pollables (not CPU either); see `clocks`.
+    pub(super) waits: Arc<super::clocks::Waits>,
     pub(super) started: Instant,
     /// The call's wall-clock deadline (`limits.wall_ms` after it started).
     pub(super) deadline: Instant,
@@ -194,17 +194,9 @@ impl WasiView for HostState {
 type Trappable<T> = wasmtime::Result<T>;
 
 impl HostState {
+    /// Before each host call of ours: its count, and the wall-clock deadline.
     pub(super) fn count(&mut self) -> Trappable<()> {
         self.host_calls = self.host_calls.saturating_add(1);
-        if self.host_calls > self.limits.max_host_calls {
-            return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
-        }
-        Ok(())
-    }
-
-    /// Checked each time the host hands control back to the guest (the Store's call hook):
-    /// the call-count cap for WASI calls, and the wall-clock deadline for every host call.
-    pub(super) fn on_host_return(&self) -> Trappable<()> {
         if self.host_calls > self.limits.max_host_calls {
             return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
         }
@@ -214,9 +206,24 @@ impl HostState {
         Ok(())
     }
 
+    /// At each epoch tick while the guest runs: stop it past the wall-clock deadline, past its
+    /// CPU budget, or past its host-call count (WASI calls are counted in `ctx` but cannot
+    /// trap there); else look again at the next tick.
+    pub(super) fn on_tick(&self) -> Trappable<wasmtime::UpdateDeadline> {
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
+        }
+        let now = Instant::now();
+        let guest = now.saturating_duration_since(self.started).saturating_sub(self.uncharged());
+        if now >= self.deadline || guest >= Duration::from_millis(self.limits.cpu_ms) {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    }
+
     /// Time of this call that is not charged as CPU: hashing and waiting.
     pub(super) fn uncharged(&self) -> Duration {
-        self.host_time + Duration::from_nanos(self.slept.load(Ordering::Relaxed))
+        self.host_time + self.waits.total()
     }
 
     /// Starts the call's clocks (a warm instance was built earlier).
@@ -224,7 +231,7 @@ impl HostState {
         self.started = started;
         self.deadline = started + Duration::from_millis(self.limits.wall_ms);
         self.host_time = Duration::ZERO;
-        self.slept.store(0, Ordering::Relaxed);
+        self.waits.reset();
     }
 
     fn count_hash(&mut self) -> Trappable<()> {
@@ -261,7 +268,7 @@ impl HostState {
     fn pend(&mut self, key: String, value: Option<String>) -> Result<(), String> {
         let k = self.overlay_key(&key);
         let added = key.len() + value.as_ref().map_or(0, String::len);
-        let replaced = self.overlay.writes.get(&k).map_or(0, |v| key.len() + v.as_ref().map_or(0, String::len));
+        let replaced = self.own_writes.get(&key).copied().unwrap_or(0);
         let after = (self.pending_bytes + added).saturating_sub(replaced);
         if after > self.limits.max_pending_bytes {
             return Err(format!(
@@ -270,6 +277,7 @@ impl HostState {
             ));
         }
         self.pending_bytes = after;
+        self.own_writes.insert(key, added);
         self.overlay.writes.insert(k, value);
         Ok(())
     }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx};
 
@@ -267,7 +267,7 @@ impl Sandbox {
                     state.request_id = Arc::from(request_id);
                     state.guard = guard;
                     state.begin(started);
-                    store.set_epoch_deadline(ticks(Duration::from_millis(budget.min(limits.wall_ms))));
+                    store.set_epoch_deadline(1);
                     let outcome = f(&instance, &mut store);
                     (store, outcome)
                 }
@@ -320,6 +320,8 @@ impl Sandbox {
         self.call(s, overlay, rid, guard, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))
     }
 
+    /// `guard` when the validation is a credential check (`validateMyCredentials`).
+    #[allow(clippy::too_many_arguments)]
     pub fn validate(
         &self,
         s: &Strategy,
@@ -328,9 +330,10 @@ impl Sandbox {
         is_update: bool,
         overlay: &mut Overlay,
         rid: &str,
+        guard: Option<Arc<dyn ReadGuard>>,
     ) -> Result<Result<(), StrategyError>, CallError> {
         self.check_input(s, creds)?;
-        self.call(s, overlay, rid, None, |i, st| {
+        self.call(s, overlay, rid, guard, |i, st| {
             i.sandgate_strategy_authenticator().call_validate(st, kuid, creds, is_update)
         })
     }
@@ -517,6 +520,7 @@ fn new_state(hasher: &Arc<PasswordHasher>, store: &Arc<dyn crate::store::Store>,
         hasher: hasher.clone(),
         limits: strategy.limits.clone(),
         overlay: Overlay::default(),
+        own_writes: HashMap::new(),
         pending_bytes: 0,
         guard: None,
         stderr,
@@ -525,7 +529,7 @@ fn new_state(hasher: &Arc<PasswordHasher>, store: &Arc<dyn crate::store::Store>,
         log_lines: 0,
         dropped_log_lines: 0,
         host_time: Duration::ZERO,
-        slept: Arc::default(),
+        waits: Arc::default(),
         started: now,
         deadline: now + Duration::from_millis(strategy.limits.wall_ms),
         clock_origin: now,
@@ -541,26 +545,12 @@ fn fresh(
 ) -> wasmtime::Result<warm::Ready> {
     let mut store = wasmtime::Store::new(engine, new_state(hasher, kv, strategy));
     store.limiter(|s| &mut s.limiter);
-    let budget = Duration::from_millis(strategy.limits.cpu_ms);
-    store.set_epoch_deadline(ticks(budget.min(Duration::from_millis(strategy.limits.wall_ms))));
-    // When the deadline passes: stop at the wall-clock cap; else charge the guest for what is
-    // not hashing or waiting (argon2 may take a while) and extend if budget is left.
-    store.epoch_deadline_callback(move |ctx| {
-        let state = ctx.data();
-        let now = Instant::now();
-        let guest = now.saturating_duration_since(state.started).saturating_sub(state.uncharged());
-        if guest >= budget || now >= state.deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Continue(ticks((budget - guest).min(state.deadline - now))))
-        }
-    });
-    // Every return from the host: WASI calls count against `max_host_calls`, and no host call
-    // (storage, hashing, a poll) may hand back control past the wall-clock deadline.
-    store.call_hook(|ctx, hook| match hook {
-        CallHook::ReturningFromHost => ctx.data().on_host_return(),
-        _ => Ok(()),
-    });
+    // At every epoch tick while the guest runs (a call of a few µs never sees one): the
+    // wall-clock deadline (a host call that returned past it stops the guest at once), the
+    // CPU budget, charged for what is not hashing or waiting (argon2 may take a while), and
+    // the host-call count, which WASI calls raise without a way to trap themselves.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| ctx.data().on_tick());
     let instance = strategy.pre.instantiate(&mut store)?;
     Ok((store, instance))
 }
@@ -583,10 +573,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn ticks(d: Duration) -> u64 {
-    (d.as_nanos().div_ceil(TICK.as_nanos()) as u64).max(1) + 1
 }
 
 /// Advances the engine's epoch every [`TICK`] while the engine lives.
@@ -647,16 +633,17 @@ fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>, limits: &L
         Some(hit) => return CallError::Limit(hit.to_string()),
         None => {}
     }
-    let text = format!("{err:#}");
+    // Only the root cause's own text: the rest (a backtrace) carries names the guest chose.
+    let root = err.root_cause().to_string();
     // wasmtime-wasi refuses `get-random-bytes` past `max_random_size` with this text.
-    if text.contains("requested len") && text.contains("exceeds limit") {
+    if root.starts_with("requested len") && root.contains("exceeds limit") {
         return CallError::Limit(format!(
             "asked WASI for more than {} random bytes (limits.max_random_bytes)",
             limits.max_random_bytes
         ));
     }
     // Every pooling slot is taken (too many calls at once across strategies): try later.
-    if format!("{err:#}").contains("concurrent limit") {
+    if root.contains("concurrent limit") {
         return CallError::Busy { cap: limits.pool_instances };
     }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).trim().to_string();
