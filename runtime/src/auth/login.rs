@@ -60,9 +60,7 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     if req.protocol == Protocol::WebSocket {
         ctx.app.throttle.connection(req.connection_id)?;
     }
-    if let Some(address) = &req.client_ip {
-        ctx.app.throttle.check_address(address)?;
-    }
+    let attempt = ctx.app.throttle.attempt(req.client_ip.as_deref())?;
 
     let query = req
         .args
@@ -72,18 +70,8 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         .collect();
     let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
     let mut overlay = Overlay::default();
-    let guard = ctx.app.throttle.guard();
-    let outcome = ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id, Some(guard.clone()));
-    match &outcome {
-        Ok(Ok(_)) => guard.succeeded(),
-        Ok(Err(crate::sandbox::bindings::StrategyError::Rejected(_))) => {
-            guard.failed();
-            if let Some(address) = &req.client_ip {
-                ctx.app.throttle.address_failed(address);
-            }
-        }
-        _ => {}
-    }
+    let outcome = ctx.app.sandbox.verify(&strategy, &login, &mut overlay, &req.request_id, Some(attempt.guard()));
+    attempt.finish(&outcome);
     let kuid = answer(&strategy, outcome)?;
     let reply = issue(ctx, &name, kuid, ttl, cookie_mode)?;
     // What the strategy wrote while verifying (a TOTP step, a counter) is kept on success.

@@ -11,8 +11,12 @@
 //!
 //! Entries are a 16-byte digest and a few counters, whatever the length of the name or key
 //! they stand for; their number is bounded by `failure_memory_bytes`.
+//!
+//! A record counts an attempt when it is read, and a success clears it: logins running at
+//! the same time cannot each slip in under the threshold.
 
 use crate::api::errors::{KError, defs};
+use crate::sandbox::bindings::StrategyError;
 use crate::sandbox::host::ReadGuard;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -89,7 +93,8 @@ impl Throttle {
             logins_per_second: limits.logins_per_second,
             max_failures: limits.max_failures,
             max_address_failures: limits.max_failures_per_address,
-            lockout: Duration::from_millis(lockout_ms.max(0) as u64),
+            // At most a year: `Instant + lockout` must not overflow.
+            lockout: Duration::from_millis(lockout_ms.clamp(0, 365 * 86_400_000) as u64),
             capacity: (limits.failure_memory_bytes / ENTRY_BYTES).max(1),
             connections: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -123,7 +128,7 @@ impl Throttle {
         if self.max_address_failures == 0 {
             return Ok(());
         }
-        match self.locked_for(&id("address", &[address])) {
+        match self.locked_for(&address_id(address)) {
             Some(_) => Err(KError::new(defs::API_PROCESS_TOO_MANY_LOGINS_REQUESTS, &[])),
             None => Ok(()),
         }
@@ -131,13 +136,20 @@ impl Throttle {
 
     pub fn address_failed(&self, address: &str) {
         if self.max_address_failures > 0 {
-            self.failed(id("address", &[address]), self.max_address_failures);
+            self.failed(address_id(address), self.max_address_failures);
         }
     }
 
-    /// The guard a login's strategy call reads its records through.
-    pub fn guard(self: &Arc<Self>) -> Arc<LoginGuard> {
-        Arc::new(LoginGuard { throttle: self.clone(), read: Mutex::new(Vec::new()) })
+    /// A credential check (a login, `validateMyCredentials`) from `address`: refused while
+    /// the address is locked; its strategy call reads its records through the guard.
+    pub fn attempt(self: &Arc<Self>, address: Option<&str>) -> Result<Attempt, KError> {
+        if let Some(address) = address {
+            self.check_address(address)?;
+        }
+        Ok(Attempt {
+            guard: Arc::new(LoginGuard { throttle: self.clone(), read: Mutex::new(Vec::new()) }),
+            address: address.map(str::to_string),
+        })
     }
 
     /// Seconds left on the lock of `id`, if locked.
@@ -212,25 +224,64 @@ impl ReadGuard for LoginGuard {
         let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
         if read.len() < READS_COUNTED && !read.contains(&record) {
             read.push(record);
+            // Counted now, as an attempt; a success clears it.
+            self.throttle.failed(record, self.throttle.max_failures);
         }
         Ok(())
     }
 }
 
 impl LoginGuard {
-    /// The strategy said the credentials are wrong: every record it read counts a failure.
-    pub fn failed(&self) {
-        for record in self.read.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            self.throttle.failed(*record, self.throttle.max_failures);
-        }
-    }
-
-    /// A successful login clears the counts of what it read.
-    pub fn succeeded(&self) {
+    /// A successful check clears the counts of what it read.
+    fn succeeded(&self) {
         for record in self.read.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             self.throttle.succeeded(record);
         }
     }
+}
+
+/// One credential check under way (see [`Throttle::attempt`]).
+pub struct Attempt {
+    guard: Arc<LoginGuard>,
+    address: Option<String>,
+}
+
+impl Attempt {
+    /// What the strategy call reads its records through.
+    pub fn guard(&self) -> Arc<dyn ReadGuard> {
+        self.guard.clone()
+    }
+
+    /// The strategy's answer: a success clears the records it read; any refusal of the
+    /// strategy (wrong credentials, or any other strategy error) counts for the address.
+    pub fn finish<T>(&self, outcome: &Result<Result<T, StrategyError>, crate::sandbox::CallError>) {
+        match outcome {
+            Ok(Ok(_)) => self.guard.succeeded(),
+            Ok(Err(_)) => {
+                if let Some(address) = &self.address {
+                    self.guard.throttle.address_failed(address);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Addresses as an attacker can vary them: an IPv6 client usually holds a whole /64, so its
+/// first 64 bits are the address; an IPv4-mapped IPv6 address is its IPv4 address.
+fn address_id(address: &str) -> Id {
+    let key = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_string(),
+    };
+    id("address", &[&key])
 }
 
 #[cfg(test)]
@@ -241,20 +292,30 @@ mod tests {
         Arc::new(Throttle::new(&limits, 60_000))
     }
 
+    type Outcome = Result<Result<(), StrategyError>, crate::sandbox::CallError>;
+    const WRONG: Outcome = Ok(Err(StrategyError::Rejected(String::new())));
+    const RIGHT: Outcome = Ok(Ok(()));
+
+    /// One check reading `key` of `local`, ending with `outcome`; `Err(secs)` if locked.
+    fn check(t: &Arc<Throttle>, key: &str, outcome: Outcome) -> Result<(), u64> {
+        let attempt = t.attempt(Some("192.0.2.1")).unwrap();
+        attempt.guard().read("local", key)?;
+        attempt.finish(&outcome);
+        Ok(())
+    }
+
     #[test]
     fn locks_the_records_a_failing_login_read() {
         let t = throttle(LoginLimits { max_failures: 3, ..Default::default() });
         for _ in 0..3 {
-            let g = t.guard();
-            assert!(g.read("local", "user:alice").is_ok());
-            g.failed();
+            assert!(check(&t, "user:alice", WRONG).is_ok());
         }
         // Whatever channel the name came through, the strategy reads the same record.
-        let g = t.guard();
-        let secs = g.read("local", "user:alice").unwrap_err();
+        let secs = check(&t, "user:alice", RIGHT).unwrap_err();
         assert!((1..=60).contains(&secs));
-        assert!(g.read("local", "user:bob").is_ok(), "other records are not affected");
-        assert!(t.guard().read("other", "user:alice").is_ok(), "nor other strategies' records");
+        assert!(check(&t, "user:bob", WRONG).is_ok(), "other records are not affected");
+        let other = t.attempt(None).unwrap();
+        assert!(other.guard().read("other", "user:alice").is_ok(), "nor other strategies' records");
         let err = crate::auth::call_error("local", crate::sandbox::CallError::Locked { secs });
         assert_eq!((err.status, err.id), (429, "security.credentials.too_many_failures"));
     }
@@ -262,16 +323,32 @@ mod tests {
     #[test]
     fn success_clears_the_count() {
         let t = throttle(LoginLimits { max_failures: 2, ..Default::default() });
-        let g = t.guard();
-        g.read("local", "user:a").unwrap();
-        g.failed();
-        let g = t.guard();
-        g.read("local", "user:a").unwrap();
-        g.succeeded();
-        let g = t.guard();
-        g.read("local", "user:a").unwrap();
-        g.failed();
-        assert!(t.guard().read("local", "user:a").is_ok(), "one failure since the success");
+        check(&t, "user:a", WRONG).unwrap();
+        check(&t, "user:a", RIGHT).unwrap();
+        check(&t, "user:a", WRONG).unwrap();
+        assert!(check(&t, "user:a", RIGHT).is_ok(), "one failure since the success");
+    }
+
+    /// Checks running at the same time count when they read: no more than `max_failures`
+    /// of them get through, however many start together.
+    #[test]
+    fn concurrent_attempts_count_at_once() {
+        let t = throttle(LoginLimits { max_failures: 3, ..Default::default() });
+        let attempts: Vec<Attempt> = (0..10).map(|_| t.attempt(None).unwrap()).collect();
+        let through = attempts.iter().filter(|a| a.guard().read("local", "user:alice").is_ok()).count();
+        assert_eq!(through, 3);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_prefix() {
+        let t = throttle(LoginLimits { max_failures_per_address: 2, ..Default::default() });
+        t.address_failed("2001:db8:1:2::1");
+        t.address_failed("2001:db8:1:2:ffff::9");
+        assert!(t.check_address("2001:db8:1:2::77").is_err());
+        assert!(t.check_address("2001:db8:1:3::1").is_ok());
+        t.address_failed("::ffff:192.0.2.7");
+        t.address_failed("192.0.2.7");
+        assert!(t.check_address("192.0.2.7").is_err(), "an IPv4-mapped address is its IPv4 address");
     }
 
     #[test]
@@ -290,17 +367,13 @@ mod tests {
     fn memory_is_bounded_and_locks_survive_a_spray() {
         let t =
             throttle(LoginLimits { max_failures: 1, failure_memory_bytes: 100 * ENTRY_BYTES, ..Default::default() });
-        let g = t.guard();
-        g.read("local", "user:alice").unwrap();
-        g.failed();
+        check(&t, "user:alice", WRONG).unwrap();
         let long = "n".repeat(60_000);
         for i in 0..3_000 {
-            let g = t.guard();
-            let _ = g.read("local", &format!("user:{long}{i}"));
-            g.failed();
+            let _ = check(&t, &format!("user:{long}{i}"), WRONG);
             assert!(t.tracked() <= 100);
         }
-        assert!(t.guard().read("local", "user:alice").is_err(), "the lock survived");
+        assert!(check(&t, "user:alice", RIGHT).is_err(), "the lock survived");
     }
 
     #[test]

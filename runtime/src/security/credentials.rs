@@ -28,7 +28,7 @@ pub fn do_create(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let rid = &ctx.req.request_id;
     let mut overlay = Overlay::default();
-    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, rid))?;
+    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, rid, None))?;
     let info = answer(s, ctx.app.sandbox.create(s, kuid, &creds, &mut overlay, rid))?;
     let info = public_info(s, &info)?;
     let mut changes = overlay.changes();
@@ -41,7 +41,7 @@ pub fn do_update(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let rid = &ctx.req.request_id;
     let mut overlay = Overlay::default();
-    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, true, &mut overlay, rid))?;
+    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, true, &mut overlay, rid, None))?;
     let info = answer(s, ctx.app.sandbox.update(s, kuid, &creds, &mut overlay, rid))?;
     let info = public_info(s, &info)?;
     commit(ctx, &overlay.changes())?;
@@ -60,7 +60,12 @@ pub fn do_delete(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
 pub fn do_validate(ctx: &Ctx, s: &Strategy, kuid: &str) -> Result<Value, KError> {
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
     let mut overlay = Overlay::default();
-    answer(s, ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, &ctx.req.request_id))?;
+    // A credential check (a second factor's code): throttled like a login.
+    let attempt = ctx.app.throttle.attempt(ctx.req.client_ip.as_deref())?;
+    let outcome =
+        ctx.app.sandbox.validate(s, kuid, &creds, false, &mut overlay, &ctx.req.request_id, Some(attempt.guard()));
+    attempt.finish(&outcome);
+    answer(s, outcome)?;
     // A check may record state (a TOTP strategy marks the code as used): keep it.
     commit(ctx, &overlay.changes())?;
     Ok(json!(true))
