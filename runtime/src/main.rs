@@ -104,7 +104,9 @@ fn main() {
 /// The configuration, with this binary as the compiler child.
 fn load(overrides: &Overrides) -> anyhow::Result<Config> {
     let mut config = Config::load(overrides).map_err(anyhow::Error::msg)?;
-    config.compiler = sandgate::sandbox::compile::Compiler::Child(std::env::current_exe()?);
+    // /proc/self/exe: this very binary, even if the file was replaced by an upgrade since it
+    // started (an artifact must match the engine that loads it).
+    config.compiler = sandgate::sandbox::compile::Compiler::Child("/proc/self/exe".into());
     Ok(config)
 }
 

@@ -19,6 +19,8 @@ pub const SUBCOMMAND: &str = "compile-component";
 const LIMITS_ENV: &str = "SANDGATE_COMPILE_LIMITS";
 /// Address space the child may map: Cranelift on a large upload, not a machine's memory.
 const CHILD_ADDRESS_SPACE: u64 = 8 << 30;
+/// What is kept of the child's stderr (its error message).
+const STDERR_KEPT: u64 = 16 << 10;
 
 /// How uploaded bytes become native code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,60 +49,82 @@ pub(super) fn compile(sandbox: &Sandbox, wasm: &[u8], out: &Path) -> Result<(), 
 fn in_child(exe: &Path, limits: &Limits, wasm: &[u8], out: &Path) -> Result<(), UploadError> {
     let busy = |e: std::io::Error| UploadError(format!("cannot compile now (compiler process: {e})"));
     let limits_json = serde_json::to_string(limits).expect("limits serialize");
+    // CPU seconds the child may use on every core of a 2-core machine, and a second more:
+    // the wall-clock limit below stops it first; this one holds if the server itself is gone.
+    let cpu_secs = limits.compile_ms.div_ceil(1000) * 2 + 1;
     let mut command = Command::new(exe);
     command
         .arg(SUBCOMMAND)
         .arg(out)
         .env(LIMITS_ENV, limits_json)
+        .env("SANDGATE_LOG", "error")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     {
         use std::os::unix::process::CommandExt as _;
-        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        // SAFETY: only async-signal-safe calls (setrlimit, prctl) between fork and exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 let cap = libc::rlimit { rlim_cur: CHILD_ADDRESS_SPACE, rlim_max: CHILD_ADDRESS_SPACE };
                 libc::setrlimit(libc::RLIMIT_AS, &cap);
+                let cpu = libc::rlimit { rlim_cur: cpu_secs, rlim_max: cpu_secs + 1 };
+                libc::setrlimit(libc::RLIMIT_CPU, &cpu);
                 let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                 libc::setrlimit(libc::RLIMIT_CORE, &none);
+                // Killed with the thread that waits for it (and so with the server).
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
         }
     }
     let mut child = command.spawn().map_err(busy)?;
     let mut stdin = child.stdin.take().expect("piped stdin");
+    let stderr = child.stderr.take().expect("piped stderr");
     let input = wasm.to_vec();
-    // Fed from a thread: a child that stops reading must not block the wait below.
+    // Fed and drained from threads: a child that stops reading, or writes more than a pipe
+    // holds, must not block the wait below.
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
     });
+    let drain = std::thread::spawn(move || {
+        let mut kept = String::new();
+        let mut pipe = std::io::Read::take(stderr, STDERR_KEPT);
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut kept);
+        let _ = std::io::copy(&mut pipe.into_inner(), &mut std::io::sink());
+        kept
+    });
     let limit = Duration::from_millis(limits.compile_ms);
     let start = Instant::now();
+    let stop = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
     let status = loop {
-        match child.try_wait().map_err(busy)? {
-            Some(status) => break status,
-            None if start.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = feeder.join();
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() >= limit => {
+                stop(&mut child);
+                let _ = (feeder.join(), drain.join());
                 return Err(UploadError(format!(
                     "compiling it took longer than {} ms (limits.compile_ms); it was stopped",
                     limits.compile_ms
                 )));
             }
-            None => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => {
+                stop(&mut child);
+                let _ = (feeder.join(), drain.join());
+                return Err(busy(e));
+            }
         }
     };
     let _ = feeder.join();
+    let stderr = drain.join().unwrap_or_default();
     if status.success() {
         return Ok(());
     }
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-    }
-    let reason = stderr.trim();
+    let reason = stderr.trim().trim_start_matches("sandgate: ");
     Err(UploadError(if reason.is_empty() {
         format!("invalid component: the compiler stopped ({status})")
     } else {
