@@ -128,8 +128,13 @@ pub mod offline {
         replace: bool,
     ) -> anyhow::Result<String> {
         let (store, sandbox) = open(config)?;
-        let exists = name == "local" || store.strategies().map_err(|e| anyhow!("{e}"))?.iter().any(|s| s.name == name);
-        if exists && !replace && store.has_links(name).map_err(|e| anyhow!("{e}"))? {
+        let hash = crate::sandbox::registry::content_hash(&wasm);
+        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        let config_of = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+        let same_code = stored
+            .iter()
+            .any(|s| s.name == name && s.hash == hash && config_of(&s.config) == config_of(strategy_config));
+        if !same_code && !replace && store.has_links(name).map_err(|e| anyhow!("{e}"))? {
             anyhow::bail!(
                 "{name} holds users' credentials: the new component would log them in (add --replace to confirm)"
             );
@@ -138,7 +143,6 @@ pub mod offline {
         let config_text =
             if strategy_config.trim().is_empty() { "{}".to_string() } else { strategy_config.to_string() };
         let limits_text = if limits.trim().is_empty() { "{}".to_string() } else { limits.to_string() };
-        let hash = strategy.hash.clone();
         store
             .commit(&[Change::PutStrategy(StoredStrategy {
                 name: name.to_string(),

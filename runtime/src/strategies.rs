@@ -73,11 +73,11 @@ pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
     let config = json_object(ctx, "config")?;
     let limits = json_object(ctx, "limits")?;
     // Whoever uploads under a name that holds users hands those users to the new code (it
-    // inherits their links and storage): only on purpose.
-    if ctx.app.sandbox.get(name).is_some()
-        && !ctx.req.flag("replace")
-        && ctx.app.store.has_links(name).map_err(|e| internal(&e.to_string()))?
-    {
+    // inherits their links and storage, also after an unregister): only on purpose. The same
+    // bytes with the same config again change nothing (limits may change freely).
+    let same_code =
+        ctx.app.sandbox.get(name).is_some_and(|s| s.hash == registry::content_hash(&wasm) && *s.config == *config);
+    if !same_code && !ctx.req.flag("replace") && ctx.app.store.has_links(name).map_err(|e| internal(&e.to_string()))? {
         return Err(KError::new(defs::PLUGIN_SANDBOX_REPLACE_UNCONFIRMED, &[name]));
     }
     let strategy = ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None).map_err(|e| invalid(&e.0))?;

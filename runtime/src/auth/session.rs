@@ -91,16 +91,14 @@ pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
     };
     let settings = ctx.app.tokens.settings();
     let ttl = super::login::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
+    // Every refusal before the commit: a refused refresh must not use the token up.
+    let cookie_mode = super::cookie::requested(ctx.req, ctx.app.config.cookie_auth)?;
     // The old token stays valid for the grace period (requests already on their way).
     commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + settings.grace_period_ms)])?;
     let issued = ctx.app.tokens.issue(&session.kuid, ttl);
     let reply: Reply =
         json!({ "_id": issued.kuid, "jwt": issued.token, "expiresAt": issued.expires_at, "ttl": issued.ttl }).into();
-    Ok(if super::cookie::requested(ctx.req, ctx.app.config.cookie_auth)? {
-        super::cookie::into_cookie(reply)
-    } else {
-        reply
-    })
+    Ok(if cookie_mode { super::cookie::into_cookie(reply) } else { reply })
 }
 
 pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {

@@ -81,7 +81,7 @@ impl Default for Limits {
             pool_instances: 256,
             warm_instances: 2,
             keep_resident_bytes: 4 << 20,
-            compile_ms: 20_000,
+            compile_ms: 30_000,
         }
     }
 }
@@ -108,6 +108,16 @@ impl Limits {
         for (key, value) in positive {
             if value == 0 {
                 return Err(format!("{key} must be greater than 0"));
+            }
+        }
+        for (key, ms) in [
+            ("limits.cpu_ms", self.cpu_ms),
+            ("limits.wall_ms", self.wall_ms),
+            ("limits.queue_ms", self.queue_ms),
+            ("limits.compile_ms", self.compile_ms),
+        ] {
+            if ms > 3_600_000 {
+                return Err(format!("{key} must be at most 3600000 (one hour)"));
             }
         }
         if self.memory_bytes > 4 << 30 {

@@ -51,6 +51,11 @@ fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
     }
 }
 
+/// The content hash a strategy is known by (`hash` in its info): sha256, hex.
+pub fn content_hash(wasm: &[u8]) -> String {
+    sha256_hex(wasm)
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     crate::ids::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
@@ -226,7 +231,7 @@ pub fn merge_limits(global: &super::Limits, overrides: &str) -> Result<super::Li
     let Some(map) = overrides.as_object() else { return Err(refuse("invalid limits: it must be a JSON object")) };
     let mut merged = serde_json::to_value(global).expect("limits serialize");
     for (key, value) in map {
-        if key == "pool_instances" || key == "keep_resident_bytes" {
+        if key == "pool_instances" || key == "keep_resident_bytes" || key == "compile_ms" {
             return Err(refuse(format!("limits.{key} is global; it cannot be set per strategy")));
         }
         merged[key] = value.clone();

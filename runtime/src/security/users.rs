@@ -62,7 +62,7 @@ fn create_with_credentials(
             return Err(KError::new(defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY, &[&kuid]));
         }
         let text = creds.to_string();
-        answer(&s, ctx.app.sandbox.validate(&s, &kuid, &text, false, &mut overlay, rid))?;
+        answer(&s, ctx.app.sandbox.validate(&s, &kuid, &text, false, &mut overlay, rid, None))?;
         let info = answer(&s, ctx.app.sandbox.create(&s, &kuid, &text, &mut overlay, rid))?;
         public_info(&s, &info)?;
         changes.push(Change::Link { strategy: name.clone(), kuid: kuid.clone() });
@@ -145,7 +145,12 @@ pub fn delete_user(ctx: &Ctx) -> Result<Reply, KError> {
     for name in ctx.app.store.linked_strategies(&user.kuid).map_err(|e| internal(&e.to_string()))? {
         if let Some(s) = ctx.app.sandbox.get(&name) {
             // A failed call adds nothing to the overlay: the other strategies' deletes stand.
-            if let Err(e) = answer(&s, ctx.app.sandbox.delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id)) {
+            // Busy is no misbehaviour, only a moment: try again later (503), the user stays whole.
+            let outcome = ctx.app.sandbox.delete(&s, &user.kuid, &mut overlay, &ctx.req.request_id);
+            if let Err(e @ crate::sandbox::CallError::Busy { .. }) = outcome {
+                return Err(crate::auth::call_error(&name, e));
+            }
+            if let Err(e) = answer(&s, outcome) {
                 s.metrics.forced_delete();
                 tracing::warn!(strategy = %name, kuid = %user.kuid, "user deleted although the strategy's delete failed: {}", e.message);
             }

@@ -229,6 +229,7 @@ impl Tokens {
 }
 
 /// A refresh in progress (see [`Tokens::claim_refresh`]).
+#[must_use]
 pub struct RefreshClaim<'a> {
     tokens: &'a Tokens,
     jti: String,
@@ -237,5 +238,38 @@ pub struct RefreshClaim<'a> {
 impl Drop for RefreshClaim<'_> {
     fn drop(&mut self) {
         self.tokens.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.jti);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> (Tokens, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::Sqlite::open(dir.path()).unwrap();
+        let settings = TokenSettings {
+            format: Format::Jwt,
+            algorithm: Algorithm::HS256,
+            default_ttl_ms: 3_600_000,
+            max_ttl_ms: -1,
+            grace_period_ms: 1000,
+        };
+        (Tokens::new(settings, b"0123456789abcdef0123456789abcdef", &store).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_token_can_be_claimed_for_refresh_once() {
+        let (tokens, _dir) = tokens();
+        let session = tokens.check(&tokens.issue("alice", Ttl::Ms(60_000)).token).unwrap();
+        let claim = tokens.claim_refresh(&session).expect("first claim");
+        assert!(tokens.claim_refresh(&session).is_none(), "a second refresh while the first runs");
+        tokens.apply(&[Tokens::revoke_token_change(&session, now_ms() + 1000)]);
+        drop(claim);
+        assert!(tokens.claim_refresh(&session).is_none(), "a second refresh after the first");
+        // A refresh that failed before its commit gives the claim back.
+        let other = tokens.check(&tokens.issue("bob", Ttl::Ms(60_000)).token).unwrap();
+        drop(tokens.claim_refresh(&other).unwrap());
+        assert!(tokens.claim_refresh(&other).is_some());
     }
 }

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 const WRONG: &str = "wrong username or password";
+/// Usernames longer than this are refused at creation and never found at login (their record
+/// key would pass the host's `limits.max_key_bytes`, 512 by default, and stop the call).
+const MAX_USERNAME_BYTES: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct Account {
@@ -59,6 +62,9 @@ fn username_of(kuid: &str) -> Result<Option<String>> {
 }
 
 fn account(username: &str) -> Result<Option<Account>> {
+    if username.len() > MAX_USERNAME_BYTES {
+        return Ok(None);
+    }
     store::get_json::<Account>(&user_key(username))
 }
 
@@ -131,6 +137,9 @@ impl Strategy for Local {
         }
         if username == Some("") {
             return Err(bad_request("Username required."));
+        }
+        if username.is_some_and(|u| u.len() > MAX_USERNAME_BYTES) {
+            return Err(bad_request(format!("Username too long (at most {MAX_USERNAME_BYTES} bytes).")));
         }
         if password == Some("") {
             return Err(bad_request("Password needed."));
