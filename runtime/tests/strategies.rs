@@ -95,8 +95,14 @@ fn register_login_inspect_remove_and_restart() {
     let s = TestServer::start_in(dir.path(), &config);
     let admin = s.token("admin", "admin-password");
     assert_eq!(s.get("/strategies", Some(&admin)).1["result"], json!(["local"]));
-    // Registered again: the credentials it stored are still there.
-    s.register(&admin, "apikey", "strategy_apikey", "");
+    // Registered again (its users go to whatever is uploaded: confirmed with ?replace): the
+    // credentials it stored are still there.
+    assert_error(
+        &s.upload(Some(&admin), "apikey", &component("strategy_apikey"), ""),
+        412,
+        "plugin.sandbox.replace_unconfirmed",
+    );
+    s.register(&admin, "apikey", "strategy_apikey", "?replace");
     assert_eq!(s.post("/_login/apikey", json!({ "key": key }), None).1["result"]["_id"], "bot");
 }
 
@@ -195,7 +201,8 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn the_template_and_the_python_strategy_log_users_in() {
-    let s = TestServer::with_config("[limits]\nmemory_bytes = 33554432\n");
+    // CPython compiles in ~13 s on an idle 2-core machine: room for a loaded one.
+    let s = TestServer::with_config("[limits]\nmemory_bytes = 33554432\ncompile_ms = 180000\n");
     let admin = s.admin();
     s.register(&admin, "pin", "strategy_template", "");
     s.user_with(&admin, "alice", json!({ "pin": { "username": "alice", "pin": "1234" } }));

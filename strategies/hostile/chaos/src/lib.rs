@@ -11,7 +11,8 @@
 //! `pending` (64 KiB writes until the host refuses one), `big-key` (a 4 MiB storage key),
 //! `random` (64 MiB from `wasi:random`), `host-random` (1 MiB from `crypto.random-bytes`),
 //! `wasi-calls` (100,000 WASI clock reads), `clock` (reports the clocks' resolution and the
-//! smallest step seen), `log-forge` (a log line with line breaks in it).
+//! smallest step seen), `log-forge` (a log line with line breaks in it), `many-sleeps` (many
+//! sleeps waited on at once, then a busy loop).
 //!
 //! Everything else is inert: `create` stores nothing and answers `{}`, so `createUser` can link
 //! a user to this strategy. Two ways to arm it, for tests of what the host does around calls:
@@ -215,6 +216,20 @@ impl Strategy for Chaos {
                 Err(rejected("100000 WASI calls went through"))
             }
             "clock" => Err(rejected(clock_report())),
+            "many-sleeps" => {
+                // 30 polls of 100 sleeps of 10 ms each (300 ms of waiting, 30 s if every sleep
+                // were counted), then a busy loop: the CPU budget must stop it.
+                for _ in 0..30 {
+                    let sleeps: Vec<_> =
+                        (0..100).map(|_| wasip2::clocks::monotonic_clock::subscribe_duration(10_000_000)).collect();
+                    let all: Vec<&wasip2::io::poll::Pollable> = sleeps.iter().collect();
+                    black_box(wasip2::io::poll::poll(&all));
+                }
+                let mut i = 0u64;
+                loop {
+                    i = black_box(i.wrapping_add(1));
+                }
+            }
             "log-forge" => {
                 sandgate_strategy::log::info("first line\nFORGED-LOG-LINE from a strategy\r\u{1b}[2K");
                 Err(rejected("logged"))
