@@ -93,49 +93,67 @@ pub trait ReadGuard: Send + Sync {
 /// Memory and tables of one call, summed over every instance in its Store: a component may
 /// declare several memories, and the cap holds for the call as a whole.
 pub struct CallLimiter {
-    memory_cap: usize,
-    memory_used: usize,
-    table_cap: usize,
-    table_used: usize,
+    memory: Summed,
+    tables: Summed,
+}
+
+/// One resource summed over a call's instances, against its cap.
+struct Summed {
+    cap: usize,
+    used: usize,
     /// The last growth let through, undone if the engine could not perform it.
-    last_memory: usize,
-    last_table: usize,
+    last: usize,
+}
+
+impl Summed {
+    fn new(cap: usize) -> Self {
+        Summed { cap, used: 0, last: 0 }
+    }
+
+    /// One of them grows from `current` to `desired`: allowed while the sum stays in the cap.
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let after = self.used.saturating_sub(current).saturating_add(desired);
+        if after > self.cap {
+            return false;
+        }
+        self.last = after - self.used.min(after);
+        self.used = after;
+        true
+    }
+
+    fn undo(&mut self) {
+        self.used -= self.last.min(self.used);
+    }
 }
 
 impl CallLimiter {
     pub fn new(memory_cap: usize, table_cap: usize) -> Self {
-        CallLimiter { memory_cap, memory_used: 0, table_cap, table_used: 0, last_memory: 0, last_table: 0 }
+        CallLimiter { memory: Summed::new(memory_cap), tables: Summed::new(table_cap) }
     }
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        let after = self.memory_used.saturating_sub(current).saturating_add(desired);
-        if after > self.memory_cap {
-            return Err(LimitHit::Memory(self.memory_cap).into());
+        if !self.memory.grow(current, desired) {
+            return Err(LimitHit::Memory(self.memory.cap).into());
         }
-        self.last_memory = after - self.memory_used.min(after);
-        self.memory_used = after;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_used -= self.last_memory.min(self.memory_used);
+        self.memory.undo();
         Err(error)
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        let after = self.table_used.saturating_sub(current).saturating_add(desired);
-        if after > self.table_cap {
-            return Err(LimitHit::Table(self.table_cap).into());
+        if !self.tables.grow(current, desired) {
+            return Err(LimitHit::Table(self.tables.cap).into());
         }
-        self.last_table = after - self.table_used.min(after);
-        self.table_used = after;
         Ok(true)
     }
 
     fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.table_used -= self.last_table.min(self.table_used);
+        self.tables.undo();
         Err(error)
     }
 
@@ -460,5 +478,25 @@ impl config::Host for HostState {
     fn get(&mut self) -> Trappable<String> {
         self.count()?;
         Ok(self.config.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memories_are_summed_against_one_cap() {
+        let mut sum = Summed::new(100);
+        assert!(sum.grow(0, 60), "a first memory");
+        assert!(!sum.grow(0, 50), "a second one would pass the cap together");
+        assert!(sum.grow(0, 40));
+        assert!(sum.grow(60, 50), "shrinking one's share is counted from its current size");
+        assert_eq!(sum.used, 90);
+        sum.undo();
+        assert_eq!(sum.used, 90, "the last growth was a decrease: nothing to give back");
+        assert!(sum.grow(40, 50));
+        sum.undo();
+        assert_eq!(sum.used, 90, "a growth the engine could not make is given back");
     }
 }
