@@ -137,6 +137,9 @@ impl StrategyMetrics {
     }
 }
 
+/// Where one per-strategy counter lives.
+type Counter = fn(&StrategyMetrics) -> &AtomicU64;
+
 /// The Prometheus exposition of every strategy's metrics.
 pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
     let mut out = String::new();
@@ -165,23 +168,23 @@ pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
     for (name, m) in all {
         m.budget.render(&mut out, "sandgate_strategy_cpu_budget_used_ratio", name, &BUDGET);
     }
-    out.push_str("# HELP sandgate_strategy_log_lines_dropped_total Log lines dropped by the per-call cap.\n");
-    out.push_str("# TYPE sandgate_strategy_log_lines_dropped_total counter\n");
-    for (name, m) in all {
-        let _ = writeln!(
-            out,
-            "sandgate_strategy_log_lines_dropped_total{{strategy=\"{name}\"}} {}",
-            m.dropped_log_lines.load(Relaxed)
-        );
-    }
-    out.push_str("# HELP sandgate_strategy_forced_deletes_total Users deleted although the strategy failed to delete their credentials.\n");
-    out.push_str("# TYPE sandgate_strategy_forced_deletes_total counter\n");
-    for (name, m) in all {
-        let _ = writeln!(
-            out,
-            "sandgate_strategy_forced_deletes_total{{strategy=\"{name}\"}} {}",
-            m.forced_deletes.load(Relaxed)
-        );
+    let per_strategy: [(&str, &str, Counter); 2] = [
+        (
+            "sandgate_strategy_log_lines_dropped_total",
+            "Log lines dropped by the per-call cap.",
+            |m: &StrategyMetrics| &m.dropped_log_lines,
+        ),
+        (
+            "sandgate_strategy_forced_deletes_total",
+            "Users deleted although the strategy failed to delete their credentials.",
+            |m: &StrategyMetrics| &m.forced_deletes,
+        ),
+    ];
+    for (metric, help, counter) in per_strategy {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for (name, m) in all {
+            let _ = writeln!(out, "{metric}{{strategy=\"{name}\"}} {}", counter(m).load(Relaxed));
+        }
     }
     out
 }
