@@ -3,9 +3,10 @@
 //! logic compiled natively here, over the same SQLite store and the same host crypto.
 //! Prints medians and p99s; only ratios from one run compare (the machine is shared).
 
+use sandgate::app::StrategyStorage;
 use sandgate::sandbox::bindings::LoginRequest;
-use sandgate::sandbox::host::Overlay;
-use sandgate::sandbox::{Argon2Config, PasswordHasher, Sandbox, Strategy, limits::Limits};
+use sandgate::sandbox::host::{Overlay, log::Tracing};
+use sandgate::sandbox::{Argon2Config, Backends, CallCtx, Limits, PasswordHasher, Sandbox, Strategy};
 use sandgate::store::Store;
 use sandgate::store::sqlite::Sqlite;
 use std::sync::Arc;
@@ -49,9 +50,18 @@ fn request(credentials: &str) -> LoginRequest {
 
 fn create(sandbox: &Sandbox, store: &dyn Store, s: &Strategy, kuid: &str, creds: &str) -> String {
     let mut overlay = Overlay::default();
-    let info = sandbox.create(s, kuid, creds, &mut overlay, "bench").unwrap().unwrap();
-    store.commit(&overlay.changes()).unwrap();
+    let permit = s.admit_blocking().unwrap();
+    let cx = CallCtx { permit: &permit, overlay: &mut overlay, request_id: "bench", guard: None };
+    let info = sandbox.calls().create(s, cx, kuid, creds).unwrap().unwrap();
+    store.commit(&sandgate::service::strategy::changes(&overlay)).unwrap();
     info
+}
+
+/// One login's sandbox work as the server does it: admission, then the call.
+fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
+    let permit = s.admit_blocking().unwrap();
+    let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None };
+    sandbox.calls().verify(s, cx, req).unwrap().unwrap()
 }
 
 fn main() {
@@ -65,8 +75,12 @@ fn main() {
         limits.keep_resident_bytes = bytes;
     }
     let keep = limits.keep_resident_bytes;
-    let sandbox =
-        Sandbox::new(limits, PasswordHasher::new(&argon2).unwrap(), store.clone(), dir.path().join("cache")).unwrap();
+    let backends = Backends {
+        kv: Arc::new(StrategyStorage(store.clone())),
+        hasher: Arc::new(PasswordHasher::new(&argon2).unwrap()),
+        log: Arc::new(Tracing),
+    };
+    let sandbox = Sandbox::new(limits, backends, dir.path().join("cache")).unwrap();
     let apikey = sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap();
     let local = sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap();
     let key = "bench-key-0123456789-abcdefghijklmnop";
@@ -74,8 +88,8 @@ fn main() {
     create(&sandbox, &*store, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);
     let apikey_req = request(&format!(r#"{{"key":"{key}"}}"#));
     let local_req = request(r#"{"username":"alice","password":"s3cret"}"#);
-    assert_eq!(sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap(), "bot");
-    assert_eq!(sandbox.verify(&local, &local_req, &mut Overlay::default(), "b", None).unwrap().unwrap(), "alice");
+    assert_eq!(verify(&sandbox, &apikey, &apikey_req), "bot");
+    assert_eq!(verify(&sandbox, &local, &local_req), "alice");
 
     // The same logic, natively: apikey = sha256(key) → `key:<hex>` → kuid, `kuid:<kuid>` → the
     // fingerprint, constant-time compare; local = parse, `user:<name>`, argon2id verify.
@@ -106,7 +120,7 @@ fn main() {
     println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
     // Back to back: everything a call costs, the aftercare included.
     let sb_apikey = measure(n, 500, || {
-        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
+        verify(&sandbox, &apikey, &apikey_req);
         sandbox.after_response();
     });
     // The request path: what a login waits for (a ready fresh instance, the call); the
@@ -114,7 +128,7 @@ fn main() {
     let mut path = Vec::with_capacity(n);
     for i in 0..n + 500 {
         let t = Instant::now();
-        sandbox.verify(&apikey, &apikey_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
+        verify(&sandbox, &apikey, &apikey_req);
         let took = t.elapsed();
         sandbox.after_response();
         if i >= 500 {
@@ -128,14 +142,14 @@ fn main() {
     // BENCH_SKIP_LOCAL=1 leaves argon2 out (for profiling the sandbox alone).
     let ln = if std::env::var_os("BENCH_SKIP_LOCAL").is_some() { 3 } else { (n / 50).max(20) };
     let sb_local = measure(ln, 5, || {
-        sandbox.verify(&local, &local_req, &mut Overlay::default(), "b", None).unwrap().unwrap();
+        verify(&sandbox, &local, &local_req);
     });
     let nat_local = measure(ln, 5, || {
         native_local();
     });
     let (mut inst, mut call, mut drop_) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 500 {
-        let (a, b, c, ok) = sandbox.timed_verify(&apikey, &apikey_req);
+        let (a, b, c, ok) = sandbox.calls().timed_verify(&apikey, &apikey_req);
         assert!(ok);
         if i >= 500 {
             inst.push(a);

@@ -2,7 +2,10 @@
 //! the sandbox, register the bundled strategies.
 
 use crate::config::Config;
-use crate::sandbox::{PasswordHasher, Sandbox};
+use crate::sandbox::host::log::Tracing;
+use crate::sandbox::host::storage::{KeyValue, Usage};
+use crate::sandbox::{Backends, PasswordHasher, Sandbox};
+use crate::service::throttle::Throttle;
 use crate::store::{Change, Store, sqlite::Sqlite};
 use crate::tokens::Tokens;
 use anyhow::{Context, anyhow};
@@ -18,7 +21,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sandbox: Sandbox,
     pub tokens: Tokens,
-    pub throttle: Arc<crate::auth::throttle::Throttle>,
+    pub throttle: Arc<Throttle>,
+    /// The host's password hasher (strategies reach it through `crypto`).
+    pub hasher: Arc<PasswordHasher>,
     /// Requests being handled on worker threads (`server.max_concurrent_requests`).
     pub admission: Arc<tokio::sync::Semaphore>,
     /// This node's name in responses (`node`).
@@ -35,8 +40,8 @@ impl App {
         );
         let secret = token_secret(&config, &*store)?;
         let tokens = Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
-        let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
-        let sandbox = new_sandbox(&config, store.clone(), hasher)?;
+        let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
+        let sandbox = new_sandbox(&config, store.clone(), hasher.clone())?;
         let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
         if !stored.iter().any(|s| s.name == "local") {
             install_bundled(&sandbox)?;
@@ -56,11 +61,11 @@ impl App {
             }
         }
         sandbox.clean_cache();
-        let node = format!("sandgate-{}", crate::ids::hex(&crate::ids::random::<4>()));
+        let node = format!("sandgate-{}", crate::core::ids::hex(&crate::core::ids::random::<4>()));
         sandbox.after_response();
-        let throttle = Arc::new(crate::auth::throttle::Throttle::new(&config.login, config.lockout_ms));
+        let throttle = Arc::new(Throttle::new(&config.login, config.lockout_ms));
         let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
-        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, admission, node }))
+        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, hasher, admission, node }))
     }
 
     /// (Re)installs the bundled `local` strategy.
@@ -74,10 +79,27 @@ impl App {
     }
 }
 
-fn new_sandbox(config: &Config, store: Arc<dyn Store>, hasher: PasswordHasher) -> anyhow::Result<Sandbox> {
+fn new_sandbox(config: &Config, store: Arc<dyn Store>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
     let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
-    Ok(Sandbox::new(config.limits.clone(), hasher, store, config.cache_dir.clone())?
+    let backends = Backends { kv: Arc::new(StrategyStorage(store)), hasher, log: Arc::new(Tracing) };
+    Ok(Sandbox::new(config.limits.clone(), backends, config.cache_dir.clone())?
         .with_compiler(config.compiler.clone(), keep))
+}
+
+/// The store, as the sandbox's storage interface sees it: the strategies' key-value tables.
+pub struct StrategyStorage(pub Arc<dyn Store>);
+
+impl KeyValue for StrategyStorage {
+    fn get(&self, strategy: &str, key: &str) -> Result<Option<String>, String> {
+        self.0.kv_get(strategy, key).map_err(|e| e.to_string())
+    }
+    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>, String> {
+        self.0.kv_list(strategy, prefix, limit).map_err(|e| e.to_string())
+    }
+    fn usage(&self, strategy: &str) -> Result<Usage, String> {
+        let u = self.0.kv_usage(strategy).map_err(|e| e.to_string())?;
+        Ok(Usage { keys: u.keys, bytes: u.bytes })
+    }
 }
 
 fn install_bundled(sandbox: &Sandbox) -> anyhow::Result<()> {
@@ -100,7 +122,7 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
     if let Some(saved) = store.meta_get(SECRET_KEY).map_err(|e| anyhow!("{e}"))? {
         return Ok(saved.into_bytes());
     }
-    let hex = crate::ids::hex(&crate::ids::random::<256>());
+    let hex = crate::core::ids::hex(&crate::core::ids::random::<256>());
     store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }]).map_err(|e| anyhow!("{e}"))?;
     Ok(hex.into_bytes())
 }
@@ -113,7 +135,7 @@ pub mod offline {
 
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
         let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?);
-        let hasher = PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?;
+        let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(config, store.clone(), hasher)?;
         Ok((store, sandbox))
     }
@@ -128,7 +150,7 @@ pub mod offline {
         replace: bool,
     ) -> anyhow::Result<String> {
         let (store, sandbox) = open(config)?;
-        let hash = crate::sandbox::registry::content_hash(&wasm);
+        let hash = crate::sandbox::upload::content_hash(&wasm);
         let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
         let config_of = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
         let same_code = stored

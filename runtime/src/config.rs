@@ -2,9 +2,9 @@
 //! from the command line or environment, and defaults for everything else. An unknown key or a
 //! bad value stops start-up with a message naming it.
 
-use crate::auth::throttle::LoginLimits;
+use crate::core::time as expires_in;
 use crate::sandbox::{Argon2Config, limits::Limits};
-use crate::tokens::{Algorithm, TokenSettings, expires_in};
+use crate::tokens::{Algorithm, TokenSettings};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,35 @@ impl Default for TokensSection {
             expires_in: Duration::Text("1h".into()),
             max_ttl: Duration::Ms(-1),
             grace_period: Duration::Ms(1000),
+        }
+    }
+}
+
+/// `[login]` in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginLimits {
+    /// Logins per second per WebSocket connection (0: no limit). Kuzzle's default is 1,
+    /// which breaks clients that log in twice in a row (kuzzle#2264); ours is 10.
+    pub logins_per_second: u32,
+    /// Consecutive failures that lock an account (0: never).
+    pub max_failures: u32,
+    /// Consecutive failed logins from one client address that lock that address (0: never).
+    pub max_failures_per_address: u32,
+    /// How long a lock lasts, in the `ms` grammar or milliseconds.
+    pub lockout: Duration,
+    /// Memory the failure counters may take (bytes).
+    pub failure_memory_bytes: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            logins_per_second: 10,
+            max_failures: 10,
+            max_failures_per_address: 100,
+            lockout: Duration::Text("1m".into()),
+            failure_memory_bytes: 8 << 20,
         }
     }
 }

@@ -1,25 +1,25 @@
 //! Sandgate: a login server that speaks Kuzzle's authentication API and runs every
 //! authentication strategy as a sandboxed WebAssembly component.
 //!
-//! - [`api`]: routes, envelope, errors, dispatcher, transports
-//! - [`actions`]: who answers each (controller, action), and who may call it
-//! - [`auth`], [`security`], [`server`]: the controllers
-//! - [`tokens`]: `expiresIn`, JWT, revocation
-//! - [`sandbox`]: wasmtime engine, strategies, limits, host interfaces
-//! - [`store`] — persistence (SQLite)
+//! The rooms, each importing only the ones below it (`make lint` checks there is no cycle):
+//! - [`api`]: the action table, the dispatcher, HTTP routing, the transports
+//! - [`controllers`]: one function per action
+//! - [`service`]: the request context, authentication, strategy calls, users, credentials,
+//!   login, throttling, error mapping
+//! - [`app`]: the running server's parts, and start-up; [`config`]
+//! - [`sandbox`]: wasmtime engine, strategies, limits, the host interfaces
+//! - [`tokens`]: JWT and PASETO, revocation; [`store`]: persistence (SQLite)
+//! - [`protocol`]: request, reply, response envelope; [`core`]: errors, ids, time, escaping
 
-pub mod actions;
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod config;
-pub mod escape;
-pub mod ids;
+pub mod controllers;
+pub mod core;
+pub mod protocol;
 pub mod sandbox;
-pub mod security;
-pub mod server;
+pub mod service;
 pub mod store;
-pub mod strategies;
 pub mod tokens;
 
 pub use app::App;

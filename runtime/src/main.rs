@@ -68,7 +68,7 @@ fn main() {
     // Every field of every line is escaped: a strategy's message, a client's request id or a
     // strategy-chosen kuid with a newline in it cannot forge a log line.
     let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let text = sandgate::escape::for_log(&format!("{value:?}")).into_owned();
+        let text = sandgate::core::escape::for_log(&format!("{value:?}")).into_owned();
         if field.name() == "message" { write!(w, "{text}") } else { write!(w, "{}={text}", field.name()) }
     })
     .delimited(" ");

@@ -1,30 +1,21 @@
 //! HTTP: turns a request into a [`Request`] (route table, query string, headers, JSON body)
 //! and the [`Response`] envelope back into HTTP. Nothing here knows what an action does.
 
-use super::dispatch;
-use super::errors::{KError, defs};
-use super::request::{Protocol, Request, Response};
-use super::routes::{self, Verb};
+use super::dispatch::{self, next_connection_id};
+use super::router;
+use super::table::{Body, Verb};
 use crate::app::App;
+use crate::core::errors::{KError, defs};
+use crate::protocol::{Protocol, Request, Response};
+use crate::service::authn;
+use crate::service::errors::unexpected;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
-
-static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
-
-pub fn next_connection_id() -> u64 {
-    CONNECTIONS.fetch_add(1, Ordering::Relaxed)
-}
-
-/// A request id: the client's `X-Kuzzle-Request-Id`, else a random uuid.
-pub fn new_request_id() -> String {
-    crate::ids::uuid()
-}
 
 /// The warp filter for every HTTP route (the WebSocket upgrade is added by [`super::serve`]).
 pub fn filter(app: Arc<App>) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
@@ -62,7 +53,8 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let request_id = header(&headers, "x-kuzzle-request-id").map(str::to_string).unwrap_or_else(new_request_id);
+    // The client's `X-Kuzzle-Request-Id`, else a random uuid.
+    let request_id = header(&headers, "x-kuzzle-request-id").map(str::to_string).unwrap_or_else(crate::core::ids::uuid);
     if method == Method::OPTIONS {
         return to_http(
             &app,
@@ -115,19 +107,16 @@ where
     }
     let verb = Verb::parse(method.as_str())
         .ok_or_else(|| fail(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])))?;
-    let Some((route, mut args)) = routes::find(verb, path) else {
-        return Err(fail(if routes::path_exists(path) {
+    let Some((action, mut args)) = router::find(verb, path) else {
+        return Err(fail(if router::path_exists(path) {
             KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])
         } else {
             KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[path])
         }));
     };
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if let (Some(k), Some(v)) = (routes::percent_decode(k), routes::percent_decode(v)) {
-            // URL placeholders win over query keys of the same name.
-            args.entry(k).or_insert(Value::String(v));
-        }
+    for (k, v) in router::form_pairs(query) {
+        // URL placeholders win over query keys of the same name.
+        args.entry(k).or_insert(Value::String(v));
     }
     let mut jwt = match args.remove("jwt") {
         Some(Value::String(t)) => Some(t),
@@ -143,20 +132,16 @@ where
                 .map_err(|e| fail(KError::new(defs::NETWORK_HTTP_VOLATILE_PARSE_FAILED, &[&e.to_string()])))?,
         ),
     };
-    // A strategy upload may be large: check the caller is an admin before reading it.
-    let upload = (route.controller, route.action) == ("strategies", "register");
+    // A strategy upload may be large: check the caller may upload before reading it.
+    let upload = action.body == Body::Upload;
     if upload {
         let (a, token) = (app.clone(), jwt.clone().or_else(|| cookie(headers, "authToken")));
-        let caller = tokio::task::spawn_blocking(move || dispatch::authenticate(&a, token.as_deref()))
+        let caller = tokio::task::spawn_blocking(move || authn::authenticate(&a, token.as_deref()))
             .await
-            .map_err(|e| fail(crate::auth::internal(&e.to_string())))?
+            .map_err(|e| fail(unexpected(&e.to_string())))?
             .map_err(fail)?;
-        match &caller.user {
-            None => return Err(fail(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["strategies", "register"]))),
-            Some(u) if !u.is_admin() => {
-                return Err(fail(KError::new(defs::SECURITY_RIGHTS_FORBIDDEN, &["strategies", "register", &u.kuid])));
-            }
-            Some(_) => {}
+        if !caller.may(action.access) {
+            return Err(fail(dispatch::refused(action, &caller)));
         }
     }
     let limit =
@@ -171,8 +156,8 @@ where
         (parse_body(&bytes, header(headers, "content-type")).map_err(fail)?, None)
     };
     Ok(Request {
-        controller: route.controller.to_string(),
-        action: route.action.to_string(),
+        controller: action.controller.to_string(),
+        action: action.action.to_string(),
         args,
         body,
         raw_body,
@@ -269,13 +254,7 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Val
         "application/x-www-form-urlencoded" => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
-            let mut form = Map::new();
-            for pair in text.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                if let (Some(k), Some(v)) = (routes::percent_decode(k), routes::percent_decode(v)) {
-                    form.insert(k, Value::String(v));
-                }
-            }
+            let form: Map<String, Value> = router::form_pairs(text).map(|(k, v)| (k, Value::String(v))).collect();
             Ok(Some(Value::Object(form)))
         }
         other => Err(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_CONTENT, &[other])),

@@ -1,11 +1,10 @@
-//! The API surface: the route table, the request/response envelope, Kuzzle's errors, the
-//! dispatcher every transport shares, and the transports themselves.
+//! The API surface: the action table, the dispatcher every transport shares, HTTP routing
+//! over the table, and the transports themselves (HTTP with `/_query`, WebSocket).
 
 pub mod dispatch;
-pub mod errors;
 pub mod http;
-pub mod request;
-pub mod routes;
+pub mod router;
+pub mod table;
 pub mod ws;
 
 use crate::app::App;

@@ -3,11 +3,10 @@
 //! `{"p":1}` is answered `{"p":2}`; protocol pings are answered by the WebSocket layer;
 //! a frame that is not JSON gets `network.websocket.unexpected_error` and the socket lives on.
 
-use super::dispatch;
-use super::errors::{KError, defs};
-use super::http::next_connection_id;
-use super::request::{Protocol, Request, Response};
+use super::dispatch::{self, next_connection_id};
 use crate::app::App;
+use crate::core::errors::{KError, defs};
+use crate::protocol::{Protocol, Request, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::sync::Arc;

@@ -7,7 +7,8 @@
 //! child writes the artifact into a file the parent made (unique name, mode 0600) and loads
 //! nothing itself.
 
-use super::{Sandbox, limits::Limits, registry::UploadError};
+use super::errors::UploadError;
+use super::limits::Limits;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,16 +34,21 @@ pub enum Compiler {
 }
 
 /// Compiles `wasm` and writes the serialized artifact to `out`.
-pub(super) fn compile(sandbox: &Sandbox, wasm: &[u8], out: &Path) -> Result<(), UploadError> {
-    match &sandbox.compiler {
+pub(super) fn compile(
+    compiler: &Compiler,
+    engine: &wasmtime::Engine,
+    limits: &Limits,
+    wasm: &[u8],
+    out: &Path,
+) -> Result<(), UploadError> {
+    match compiler {
         Compiler::InProcess => {
-            let bytes = sandbox
-                .engine()
+            let bytes = engine
                 .precompile_component(wasm)
                 .map_err(|e| UploadError(format!("invalid component: {}", root_cause(&e))))?;
             std::fs::write(out, bytes).map_err(|e| UploadError(format!("cannot compile now: {e}")))
         }
-        Compiler::Child(exe) => in_child(exe, &sandbox.limits, wasm, out),
+        Compiler::Child(exe) => in_child(exe, limits, wasm, out),
     }
 }
 
@@ -139,7 +145,7 @@ pub fn child_main(out: &Path) -> Result<(), String> {
         .and_then(|text| serde_json::from_str(&text).map_err(|e| format!("{LIMITS_ENV}: {e}")))?;
     let mut wasm = Vec::new();
     std::io::Read::read_to_end(&mut std::io::stdin(), &mut wasm).map_err(|e| e.to_string())?;
-    let engine = wasmtime::Engine::new(&super::compile_config(&limits)).map_err(|e| e.to_string())?;
+    let engine = wasmtime::Engine::new(&super::engine::compile_config(&limits)).map_err(|e| e.to_string())?;
     let bytes = engine.precompile_component(&wasm).map_err(|e| root_cause(&e))?;
     std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -1,353 +1,140 @@
-//! Turning uploaded bytes into a registered strategy: validation with messages that name the
-//! problem, compilation once, and a compiled-artifact cache keyed by content hash and engine.
+//! The [`Sandbox`]: the engine, the registered strategies by name, their metrics, and the
+//! compiled-artifact cache. Registering swaps a strategy in: calls in flight finish on the
+//! version they started with.
 
-use super::{Sandbox, Strategy, bindings::StrategyPre};
-use std::hash::{Hash, Hasher};
+use super::call::{Backends, Calls};
+use super::compile::Compiler;
+use super::errors::UploadError;
+use super::host::HostState;
+use super::limits::Limits;
+use super::metrics::{self, StrategyMetrics};
+use super::strategy::Strategy;
+use super::upload::{self, Workshop};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
-use wasmtime::component::Component;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
 
-/// Why bytes were refused as a strategy (400, the message is shown to the uploader).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadError(pub String);
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    calls: Calls,
+    cache_dir: PathBuf,
+    strategies: RwLock<HashMap<String, Arc<Strategy>>>,
+    metrics: Mutex<HashMap<String, Arc<StrategyMetrics>>>,
+    compiler: Compiler,
+    /// How long an unused compiled artifact is kept (servers sharing one cache directory).
+    cache_keep: Duration,
+}
 
-impl std::fmt::Display for UploadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Sandbox {
+    pub fn new(limits: Limits, backends: Backends, cache_dir: PathBuf) -> anyhow::Result<Self> {
+        let (engine, linker) = super::engine::start(&limits)?;
+        super::engine::create_private_dir(&cache_dir)?;
+        Ok(Sandbox {
+            calls: Calls::new(engine.clone(), backends),
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            strategies: RwLock::new(HashMap::new()),
+            metrics: Mutex::new(HashMap::new()),
+            compiler: Compiler::InProcess,
+            cache_keep: Duration::ZERO,
+        })
     }
-}
 
-fn refuse(msg: impl Into<String>) -> UploadError {
-    UploadError(msg.into())
-}
-
-pub const NAME_RULE: &str = "a strategy name is 1 to 64 characters among a-z, 0-9, '_' and '-'";
-
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// Checks what the bytes are before handing them to the compiler.
-fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
-    const COMPONENT: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
-    const CORE: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
-    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        let text = String::from_utf8_lossy(&wasm[..wasm.len().min(64)]);
-        if text.trim_start().starts_with('(') {
-            return Err(refuse(
-                "this is WebAssembly text (WAT), not a binary: compile it to a component (.wasm) first",
-            ));
-        }
-        return Err(refuse("not a WebAssembly binary (it does not start with \"\\0asm\")"));
+    /// How uploads are compiled (in process by default: set [`Compiler::Child`] for anything
+    /// untrusted), and how long unused artifacts stay in the cache.
+    pub fn with_compiler(mut self, compiler: Compiler, cache_keep: Duration) -> Self {
+        self.compiler = compiler;
+        self.cache_keep = cache_keep;
+        self
     }
-    match <[u8; 4]>::try_from(&wasm[4..8]).unwrap() {
-        COMPONENT => Ok(()),
-        CORE => Err(refuse(
-            "this is a core WebAssembly module, not a component: build with `--target wasm32-wasip2`, \
-             or wrap it with `wasm-tools component new`",
-        )),
-        other => Err(refuse(format!("unknown WebAssembly version/layer {other:02x?}"))),
+
+    /// Strategy calls (each needs the strategy's [`super::Permit`]).
+    pub fn calls(&self) -> &Calls {
+        &self.calls
     }
-}
 
-/// The content hash a strategy is known by (`hash` in its info): sha256, hex.
-pub fn content_hash(wasm: &[u8]) -> String {
-    sha256_hex(wasm)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::ids::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-}
-
-/// Interfaces a strategy may import: the WIT contract, and WASI p2 (linked with no capability).
-const PROVIDED: &[(&str, &[&str])] = &[
-    ("sandgate:strategy", &["types", "storage", "crypto", "log", "config"]),
-    (
-        "wasi:cli",
-        &[
-            "environment",
-            "exit",
-            "stdin",
-            "stdout",
-            "stderr",
-            "terminal-input",
-            "terminal-output",
-            "terminal-stdin",
-            "terminal-stdout",
-            "terminal-stderr",
-        ],
-    ),
-    ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
-    ("wasi:filesystem", &["types", "preopens"]),
-    ("wasi:io", &["error", "poll", "streams"]),
-    ("wasi:random", &["random", "insecure", "insecure-seed"]),
-    (
-        "wasi:sockets",
-        &["network", "instance-network", "tcp", "tcp-create-socket", "udp", "udp-create-socket", "ip-name-lookup"],
-    ),
-];
-
-const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.1.0";
-
-/// Whether Sandgate provides `name` (`pkg:ns/interface@version`): same package and interface,
-/// a version the linker resolves (sandgate 0.1.x, WASI 0.2.x).
-fn provided(name: &str) -> bool {
-    let Some((path, version)) = name.split_once('@') else { return false };
-    let Some((package, interface)) = path.split_once('/') else { return false };
-    let compatible =
-        if package == "sandgate:strategy" { version.starts_with("0.1.") } else { version.starts_with("0.2.") };
-    compatible && PROVIDED.iter().any(|(p, interfaces)| *p == package && interfaces.contains(&interface))
-}
-
-/// Reads the component's own imports and exports, before any compilation: a component that
-/// could never link is refused for the price of a parse, not of a compile.
-fn check_interfaces(wasm: &[u8]) -> Result<(), UploadError> {
-    use wasmparser::{Parser, Payload};
-    let mut depth = 0usize;
-    let mut exports_authenticator = false;
-    for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
-        match payload {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(reader) if depth == 0 => {
-                for import in reader {
-                    let import = import.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
-                    if !provided(import.name.name) {
-                        return Err(refuse(format!(
-                            "the component imports `{}`, which Sandgate does not provide (a strategy may import \
-                             sandgate:strategy/{{storage,crypto,log,config}} and WASI p2 only)",
-                            import.name.name
-                        )));
-                    }
-                }
-            }
-            Payload::ComponentExportSection(reader) if depth == 0 => {
-                for export in reader {
-                    let export = export.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
-                    exports_authenticator |= export.name.name == AUTHENTICATOR;
-                }
-            }
-            _ => {}
-        }
+    /// Work deferred by this thread's calls (see [`Calls::after_response`]).
+    pub fn after_response(&self) {
+        self.calls.after_response();
     }
-    if !exports_authenticator {
-        return Err(refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects")));
+
+    pub fn get(&self, name: &str) -> Option<Arc<Strategy>> {
+        self.strategies.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
-    Ok(())
-}
 
-/// Where the compiled artifact of `hash` lives for this engine. Artifacts are only valid
-/// for the engine settings and wasmtime version that made them.
-fn artifact_path(sandbox: &Sandbox, hash: &str) -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    sandbox.engine().precompile_compatibility_hash().hash(&mut h);
-    env!("CARGO_PKG_VERSION").hash(&mut h);
-    sandbox.cache_dir().join(format!("{hash}-{:016x}.cwasm", h.finish()))
-}
-
-/// A compiled component, and the artifact file to keep once the strategy is accepted.
-struct Compiled {
-    component: Component,
-    pending: Option<tempfile::NamedTempFile>,
-}
-
-/// Loads the cached artifact of `hash`, or compiles `wasm` into a fresh temporary file of
-/// the cache directory. Only files this server wrote are loaded: `deserialize_file` trusts
-/// its input, so the directory is the server user's alone and artifacts are written under
-/// unique temporary names, renamed into place only once their strategy was accepted.
-fn load(sandbox: &Sandbox, wasm: &[u8], hash: &str) -> Result<Compiled, UploadError> {
-    let path = artifact_path(sandbox, hash);
-    if path.exists() {
-        // SAFETY: the file was produced by `Component::serialize` of this engine configuration
-        // (the file name carries the engine's compatibility hash) in a directory we own.
-        match unsafe { Component::deserialize_file(sandbox.engine(), &path) } {
-            Ok(component) => {
-                // Recently used: a cleaning by another server sharing the directory keeps it.
-                let _ = std::fs::File::options()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                return Ok(Compiled { component, pending: None });
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "ignoring unusable compiled artifact: {e:#}")
-            }
-        }
+    /// Registered strategy names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.strategies.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(".compiling-")
-        .suffix(".tmp")
-        .tempfile_in(sandbox.cache_dir())
-        .map_err(|e| refuse(format!("cannot compile now (cache directory: {e})")))?;
-    super::compile::compile(sandbox, wasm, tmp.path())?;
-    // SAFETY: written just now by our own compiler (this process or its child) into a file
-    // only this user can write.
-    let component = unsafe { Component::deserialize_file(sandbox.engine(), tmp.path()) }
-        .map_err(|e| refuse(format!("invalid component: {}", root_cause(&e))))?;
-    Ok(Compiled { component, pending: Some(tmp) })
-}
 
-/// Deletes compiled artifacts no registered strategy uses (and compilations left behind by a
-/// crash), sparing files touched within `keep` (servers sharing one cache directory).
-pub(super) fn clean_cache(sandbox: &Sandbox, in_use: &[String], keep: std::time::Duration) {
-    let keep_paths: Vec<PathBuf> = in_use.iter().map(|hash| artifact_path(sandbox, hash)).collect();
-    let Ok(entries) = std::fs::read_dir(sandbox.cache_dir()) else { return };
-    // A compilation under way is younger than its time limit.
-    let compiling = std::time::Duration::from_millis(sandbox.limits.compile_ms.saturating_mul(2)).max(keep);
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        let grace = if name.starts_with(".compiling-") {
-            compiling
-        } else if name.ends_with(".cwasm") {
-            keep
-        } else {
-            continue;
-        };
-        if keep_paths.contains(&path) {
-            continue;
-        }
-        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-        if age.is_some_and(|age| age >= grace) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => tracing::debug!(path = %path.display(), "removed unused compiled artifact"),
-                Err(e) => tracing::warn!(path = %path.display(), "could not remove unused compiled artifact: {e}"),
-            }
-        }
+    /// Compiles (or loads from the cache) and links a component, checking it is a strategy.
+    /// `fields` as recorded at its acceptance, if known: then nothing of the strategy runs.
+    pub fn prepare(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        config: &str,
+        limits: &str,
+        fields: Option<Vec<String>>,
+    ) -> Result<Strategy, UploadError> {
+        upload::prepare(&self.workshop(), name, wasm, config, limits, fields, self.metrics_for(name))
     }
-}
 
-fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
-}
+    /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.
+    pub fn install(&self, strategy: Strategy) -> Arc<Strategy> {
+        let strategy = Arc::new(strategy);
+        let _ = strategy.me.set(Arc::downgrade(&strategy));
+        self.strategies.write().unwrap_or_else(|p| p.into_inner()).insert(strategy.name.clone(), strategy.clone());
+        strategy
+    }
 
-/// The global limits with a strategy's overrides (a JSON object of `[limits]` keys) applied.
-/// A strategy cannot have more memory than the pool gives any instance, nor change the pool.
-pub fn merge_limits(global: &super::Limits, overrides: &str) -> Result<super::Limits, UploadError> {
-    let overrides: serde_json::Value = serde_json::from_str(if overrides.trim().is_empty() { "{}" } else { overrides })
-        .map_err(|e| refuse(format!("invalid limits: {e}")))?;
-    let Some(map) = overrides.as_object() else { return Err(refuse("invalid limits: it must be a JSON object")) };
-    let mut merged = serde_json::to_value(global).expect("limits serialize");
-    for (key, value) in map {
-        if key == "pool_instances" || key == "keep_resident_bytes" || key == "compile_ms" {
-            return Err(refuse(format!("limits.{key} is global; it cannot be set per strategy")));
-        }
-        merged[key] = value.clone();
+    pub fn remove(&self, name: &str) -> Option<Arc<Strategy>> {
+        self.strategies.write().unwrap_or_else(|p| p.into_inner()).remove(name)
     }
-    let limits: super::Limits = serde_json::from_value(merged).map_err(|e| refuse(format!("invalid limits: {e}")))?;
-    limits.validate().map_err(|e| refuse(format!("invalid limits: {e}")))?;
-    if limits.memory_bytes > global.memory_bytes {
-        return Err(refuse(format!(
-            "invalid limits: memory_bytes {} exceeds the server's limits.memory_bytes ({}), the most any instance can have",
-            limits.memory_bytes, global.memory_bytes
-        )));
-    }
-    Ok(limits)
-}
 
-/// Validates, compiles (or loads from the cache) and links a component, then makes its first
-/// call: `fields`, unless `fields` were recorded when it was accepted (a restart must not
-/// depend on any strategy behaving: nothing of the strategy runs).
-pub(super) fn prepare(
-    sandbox: &Sandbox,
-    name: &str,
-    wasm: &[u8],
-    config: &str,
-    limits: &str,
-    known_fields: Option<Vec<String>>,
-) -> Result<Strategy, UploadError> {
-    if !valid_name(name) {
-        return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
+    /// Removes compiled artifacts that no registered strategy uses.
+    pub fn clean_cache(&self) {
+        let in_use: Vec<String> =
+            self.strategies.read().unwrap_or_else(|p| p.into_inner()).values().map(|s| s.hash.clone()).collect();
+        upload::clean_cache(&self.workshop(), &in_use, self.cache_keep);
     }
-    let config_value: serde_json::Value = serde_json::from_str(if config.trim().is_empty() { "{}" } else { config })
-        .map_err(|e| refuse(format!("invalid strategy config: {e}")))?;
-    if !config_value.is_object() {
-        return Err(refuse("invalid strategy config: it must be a JSON object"));
-    }
-    let merged = merge_limits(&sandbox.limits, limits)?;
-    let merged_cap = merged.max_concurrent_calls as usize;
-    let limit_overrides =
-        serde_json::from_str::<serde_json::Value>(if limits.trim().is_empty() { "{}" } else { limits })
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| "{}".into());
-    check_header(wasm)?;
-    check_interfaces(wasm)?;
-    let hash = sha256_hex(wasm);
-    let Compiled { component, pending } = load(sandbox, wasm, &hash)?;
-    let instance_pre = sandbox.linker().instantiate_pre(&component).map_err(|e| {
-        let msg = format!("{e:#}");
-        // wasmtime says: component imports instance `x:y/z@1.0`, but a matching implementation…
-        match msg.split('`').nth(1) {
-            Some(import) if msg.contains("imports") => refuse(format!(
-                "the component imports `{import}`, which Sandgate does not provide (a strategy may import \
-                 sandgate:strategy/{{storage,crypto,log,config}} and WASI p2 only)"
-            )),
-            _ => refuse(format!("the component cannot be linked: {msg}")),
-        }
-    })?;
-    let pre = StrategyPre::new(instance_pre)
-        .map_err(|e| refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}")))?;
-    let mut strategy = Strategy {
-        name: name.to_string(),
-        pre,
-        config: std::sync::Arc::from(config_value.to_string()),
-        fields: Vec::new(),
-        hash: hash.clone(),
-        size: wasm.len(),
-        registered_at_ms: crate::tokens::now_ms(),
-        limits: std::sync::Arc::new(merged),
-        limit_overrides,
-        metrics: sandbox.metrics_for(name),
-        in_flight: AtomicU32::new(0),
-        gate: std::sync::Arc::new(tokio::sync::Semaphore::new(merged_cap)),
-        warm: std::sync::Mutex::new(Vec::new()),
-        me: std::sync::OnceLock::new(),
-    };
-    strategy.fields = match known_fields {
-        Some(fields) => fields,
-        // One real call before accepting it: it must instantiate and answer under the limits.
-        None => {
-            let mut overlay = super::Overlay::default();
-            let fields = sandbox
-                .call(&strategy, &mut overlay, "upload", None, |i, st| {
-                    i.sandgate_strategy_authenticator().call_fields(st).map(Ok)
-                })
-                .map_err(|e| refuse(format!("the strategy failed its first call (fields): it {e}")))?;
-            fields.unwrap_or_default()
-        }
-    };
-    // Accepted: only now does its compiled artifact enter the cache.
-    if let Some(tmp) = pending {
-        let path = artifact_path(sandbox, &hash);
-        if let Err(e) = tmp.persist(&path) {
-            tracing::warn!(path = %path.display(), "could not cache the compiled strategy: {}", e.error);
-        }
-    }
-    Ok(strategy)
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        for ok in ["local", "api-key", "totp_2", &"a".repeat(64)] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in ["", "Local", "a b", "a/b", "é", &"a".repeat(65), "../x"] {
-            assert!(!valid_name(bad), "{bad}");
+    fn workshop(&self) -> Workshop<'_> {
+        Workshop {
+            engine: &self.engine,
+            linker: &self.linker,
+            cache_dir: &self.cache_dir,
+            limits: &self.limits,
+            compiler: &self.compiler,
+            calls: &self.calls,
         }
     }
 
-    #[test]
-    fn headers() {
-        assert!(check_header(b"\0asm\x0d\x00\x01\x00rest").is_ok());
-        assert!(check_header(b"\0asm\x01\x00\x00\x00rest").unwrap_err().0.contains("core WebAssembly module"));
-        assert!(check_header(b"(component)").unwrap_err().0.contains("WAT"));
-        assert!(check_header(b"hello world").unwrap_err().0.contains("not a WebAssembly binary"));
-        assert!(check_header(b"").unwrap_err().0.contains("not a WebAssembly binary"));
+    /// The metrics of `name`, created on first use; kept across re-registrations.
+    fn metrics_for(&self, name: &str) -> Arc<StrategyMetrics> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+    }
+
+    /// `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let mut all: Vec<(String, Arc<StrategyMetrics>)> = self
+            .metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        metrics::render(&all)
     }
 }

@@ -7,12 +7,10 @@
 //! brand-new instance that nothing survives: only *when* instances are built and torn down
 //! changes (measured in docs/performance.md).
 
-use super::{HostState, Strategy, bindings};
+use super::host::HostState;
+use super::strategy::{Ready, Strategy};
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
-
-/// A fresh instance and its Store, ready for exactly one call.
-pub(super) type Ready = (wasmtime::Store<HostState>, bindings::Strategy);
 
 /// Builds a fresh Store + instance for a strategy (the same recipe on and off the request path).
 pub(super) type Builder = Arc<dyn Fn(&Strategy) -> wasmtime::Result<Ready> + Send + Sync>;

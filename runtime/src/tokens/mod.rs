@@ -9,7 +9,6 @@
 //!
 //! The state is written through to the store (so it survives a restart) and loaded at start.
 
-pub mod expires_in;
 pub mod jwt;
 pub mod paseto;
 
@@ -19,12 +18,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-pub use expires_in::Ttl;
+pub use crate::core::time::{Ttl, now_ms};
 pub use jwt::{Algorithm, Claims, Jwt, VerifyError};
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// Which kind of token the server hands out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

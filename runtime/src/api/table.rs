@@ -1,0 +1,304 @@
+//! THE action table: one row per Kuzzle action, with everything every transport needs to
+//! know about it: who may call it, the function that answers, its HTTP routes, and its
+//! policies (login admission, cookie handling, upload body). HTTP routing, the WebSocket and
+//! `/_query` dispatch, `GET /_publicApi` and `auth:getMyRights` are all driven by it, so a
+//! new action is one row here plus its handler in `controllers/`.
+
+use crate::controllers::{auth, security, server, strategies};
+use crate::core::errors::KError;
+use crate::protocol::Request;
+use crate::service::context::{Access, Catalog, Handler};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    pub fn parse(method: &str) -> Option<Verb> {
+        match method {
+            "GET" | "HEAD" => Some(Verb::Get),
+            "POST" => Some(Verb::Post),
+            "PUT" => Some(Verb::Put),
+            "DELETE" => Some(Verb::Delete),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
+/// How an action treats cookie mode (`cookieAuth`, reference §3.5). Elsewhere the flag is
+/// ignored; the `authToken` cookie itself is read for every action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookie {
+    Ignored,
+    /// Runs anonymously in cookie mode, and may answer with a token cookie (login, checkToken).
+    Anonymous,
+    /// A dead cookie does not fail the request: it only has to be cleared (logout).
+    Tolerant,
+    /// The new token goes in the cookie (refreshToken).
+    Token,
+}
+
+/// What the body of an HTTP request may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// JSON or a form, up to `server.max_body_bytes`.
+    Json,
+    /// A strategy upload: the caller is checked to be an admin before the body is read; it
+    /// may be binary (`application/wasm`), up to `server.max_upload_bytes`.
+    Upload,
+}
+
+/// Names the strategy a request is admitted to (or why the request names none).
+pub type Target = fn(&Request) -> Result<String, KError>;
+
+pub struct Action {
+    pub controller: &'static str,
+    pub action: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+    /// Its HTTP routes, `:name` being a placeholder, in the order `/_publicApi` lists them.
+    pub http: &'static [(Verb, &'static str)],
+    /// Admitted to the strategy this function names before the request takes a worker, waiting
+    /// (without a thread) for the strategy's `limits.queue_ms`.
+    pub admission: Option<Target>,
+    pub cookie: Cookie,
+    pub body: Body,
+}
+
+const fn row(
+    controller: &'static str,
+    action: &'static str,
+    access: Access,
+    handler: Handler,
+    http: &'static [(Verb, &'static str)],
+) -> Action {
+    Action { controller, action, access, handler, http, admission: None, cookie: Cookie::Ignored, body: Body::Json }
+}
+
+impl Action {
+    const fn cookie(mut self, cookie: Cookie) -> Self {
+        self.cookie = cookie;
+        self
+    }
+    const fn admission(mut self, name: Target) -> Self {
+        self.admission = Some(name);
+        self
+    }
+    const fn upload(mut self) -> Self {
+        self.body = Body::Upload;
+        self
+    }
+}
+
+use Access::{Admin, Anyone, User};
+use Verb::{Delete, Get, Post, Put};
+
+pub const ACTIONS: &[Action] = &[
+    // auth. Older paths after the current ones: the SDK's static routes and older clients.
+    row(
+        "auth",
+        "login",
+        Anyone,
+        auth::login,
+        &[
+            (Post, "/_login/:strategy"),
+            (Get, "/_login/:strategy"),
+            // The seed's form: strategy (default "local") and expiresIn in the body.
+            (Post, "/_login"),
+        ],
+    )
+    .admission(crate::service::login::strategy_name)
+    .cookie(Cookie::Anonymous),
+    row("auth", "checkToken", Anyone, auth::check_token, &[(Post, "/_checkToken")]).cookie(Cookie::Anonymous),
+    row("auth", "getCurrentUser", Anyone, auth::get_current_user, &[(Get, "/_me"), (Get, "/users/_me")]),
+    row("auth", "logout", Anyone, auth::logout, &[(Post, "/_logout")]).cookie(Cookie::Tolerant),
+    row("auth", "refreshToken", User, auth::refresh_token, &[(Post, "/_refreshToken")]).cookie(Cookie::Token),
+    row("auth", "getMyRights", User, auth::get_my_rights, &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
+    row("auth", "updateSelf", User, auth::update_self, &[(Put, "/_me"), (Put, "/_updateSelf")]),
+    row("auth", "getStrategies", User, auth::get_strategies, &[(Get, "/strategies")]),
+    row(
+        "auth",
+        "getMyCredentials",
+        User,
+        auth::get_mine,
+        &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")],
+    ),
+    row(
+        "auth",
+        "credentialsExist",
+        User,
+        auth::exist_mine,
+        &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")],
+    ),
+    row(
+        "auth",
+        "createMyCredentials",
+        User,
+        auth::create_mine,
+        &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")],
+    ),
+    row(
+        "auth",
+        "updateMyCredentials",
+        User,
+        auth::update_mine,
+        &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")],
+    ),
+    row(
+        "auth",
+        "validateMyCredentials",
+        User,
+        auth::validate_mine,
+        &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")],
+    ),
+    row(
+        "auth",
+        "deleteMyCredentials",
+        User,
+        auth::delete_mine,
+        &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")],
+    ),
+    // security: users and their credentials. createFirstAdmin guards itself: it only works
+    // while no admin exists.
+    row(
+        "security",
+        "createFirstAdmin",
+        Anyone,
+        security::create_first_admin,
+        &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")],
+    ),
+    row(
+        "security",
+        "createUser",
+        Admin,
+        security::create_user,
+        &[(Post, "/users/_create"), (Post, "/users/:_id/_create")],
+    ),
+    row("security", "getUser", Admin, security::get_user, &[(Get, "/users/:_id")]),
+    row("security", "deleteUser", Admin, security::delete_user, &[(Delete, "/users/:_id")]),
+    row("security", "revokeTokens", Admin, security::revoke_tokens, &[(Delete, "/users/:_id/tokens")]),
+    row("security", "getUserStrategies", Admin, security::get_user_strategies, &[(Get, "/users/:_id/_strategies")]),
+    row(
+        "security",
+        "createCredentials",
+        Admin,
+        security::create_credentials,
+        &[(Post, "/credentials/:strategy/:_id/_create")],
+    ),
+    row(
+        "security",
+        "updateCredentials",
+        Admin,
+        security::update_credentials,
+        &[(Put, "/credentials/:strategy/:_id/_update")],
+    ),
+    row(
+        "security",
+        "deleteCredentials",
+        Admin,
+        security::delete_credentials,
+        &[(Delete, "/credentials/:strategy/:_id")],
+    ),
+    row("security", "getCredentials", Admin, security::get_credentials, &[(Get, "/credentials/:strategy/:_id")]),
+    row(
+        "security",
+        "getCredentialsById",
+        Admin,
+        security::get_credentials_by_id,
+        &[(Get, "/credentials/:strategy/:_id/_byId")],
+    ),
+    row(
+        "security",
+        "hasCredentials",
+        Admin,
+        security::has_credentials,
+        &[(Get, "/credentials/:strategy/:_id/_exists")],
+    ),
+    row(
+        "security",
+        "validateCredentials",
+        Admin,
+        security::validate_credentials,
+        &[(Post, "/credentials/:strategy/:_id/_validate")],
+    ),
+    row(
+        "security",
+        "getCredentialFields",
+        Admin,
+        security::credential_fields,
+        &[(Get, "/credentials/:strategy/_fields")],
+    ),
+    row("security", "getAllCredentialFields", Admin, security::all_credential_fields, &[(Get, "/credentials/_fields")]),
+    // strategies: upload, inspect, remove (`GET /strategies` is auth:getStrategies).
+    row("strategies", "register", Admin, strategies::register, &[(Put, "/strategies/:name")]).upload(),
+    row("strategies", "info", Admin, strategies::info, &[(Get, "/strategies/:name")]),
+    row("strategies", "unregister", Admin, strategies::unregister, &[(Delete, "/strategies/:name")]),
+    // server
+    row("server", "info", Anyone, server::info, &[(Get, "/"), (Get, "/_serverInfo")]),
+    row("server", "publicApi", Anyone, server::public_api, &[(Get, "/_publicApi")]),
+    row("server", "now", User, server::now, &[(Get, "/_now")]),
+    row("server", "healthCheck", Anyone, server::health_check, &[(Get, "/_healthcheck"), (Get, "/_healthCheck")]),
+];
+
+pub fn find(controller: &str, action: &str) -> Option<&'static Action> {
+    ACTIONS.iter().find(|a| a.controller == controller && a.action == action)
+}
+
+/// The table as the service layer sees it ([`Catalog`]).
+pub struct Api;
+
+impl Catalog for Api {
+    /// Shaped as the SDK reads it: `{controller: {action: {controller, action, http: [...]}}}`.
+    fn public_api(&self) -> Value {
+        let mut api = Map::new();
+        for a in ACTIONS {
+            let http: Vec<Value> =
+                a.http.iter().map(|(verb, url)| json!({ "verb": verb.name(), "url": url })).collect();
+            let controller = api.entry(a.controller).or_insert_with(|| json!({}));
+            controller[a.action] = json!({ "controller": a.controller, "action": a.action, "http": http });
+        }
+        Value::Object(api)
+    }
+
+    fn actions(&self) -> Vec<(&'static str, &'static str, Access)> {
+        ACTIONS.iter().map(|a| (a.controller, a.action, a.access)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_action() {
+        for (i, a) in ACTIONS.iter().enumerate() {
+            assert!(!a.http.is_empty(), "{}:{} has no HTTP route", a.controller, a.action);
+            assert!(
+                ACTIONS[..i].iter().all(|b| (b.controller, b.action) != (a.controller, a.action)),
+                "{}:{} twice",
+                a.controller,
+                a.action
+            );
+        }
+    }
+
+    #[test]
+    fn public_api_lists_routes() {
+        let api = Api.public_api();
+        assert_eq!(api["auth"]["login"]["http"][0], json!({"verb": "POST", "url": "/_login/:strategy"}));
+        assert_eq!(api["auth"]["getCurrentUser"]["http"].as_array().unwrap().len(), 2);
+    }
+}

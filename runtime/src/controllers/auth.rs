@@ -1,0 +1,202 @@
+//! The `auth` controller: login, the caller's session (checkToken, getCurrentUser, logout,
+//! refreshToken, getMyRights, updateSelf), and the caller's own credentials.
+
+use crate::core::errors::{KError, defs};
+use crate::protocol::Reply;
+use crate::sandbox::bindings::LoginRequest;
+use crate::service::context::{Access, Ctx};
+use crate::service::strategy::{commit, credentials_text, from_arg};
+use crate::service::users::{anonymous, user_json};
+use crate::service::{cookie, credentials, login as logins};
+use crate::store::Change;
+use crate::tokens::{Tokens, VerifyError, now_ms};
+use serde_json::{Map, Value, json};
+
+pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
+    let req = ctx.req;
+    let mut body: Map<String, Value> = match &req.body {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"])),
+    };
+    // The seed's form (`POST /_login`, and a JSON query whose body carries them): strategy
+    // and expiresIn may come in the body, and are not credentials.
+    body.remove("strategy");
+    let body_expires = body.remove("expiresIn");
+    let name = ctx.target.clone().unwrap_or_else(|| logins::strategy_name(req))?;
+    let ttl = logins::requested_ttl(ctx, req.args.get("expiresIn").or(body_expires.as_ref()))?;
+    #[cfg(feature = "bench-native")]
+    if name == "apikey-native" {
+        let kuid = crate::service::native_bench::verify(ctx, &body)?;
+        return logins::issue(ctx, "apikey", kuid, ttl);
+    }
+    #[cfg(feature = "bench-native")]
+    if name == "local-native" {
+        let kuid = crate::service::native_bench::verify_local(ctx, &body)?;
+        return logins::issue(ctx, "local", kuid, ttl);
+    }
+    let strategy = crate::service::strategy::named(ctx, &name)?;
+    let query = req
+        .args
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "strategy" | "expiresIn" | "cookieAuth" | "jwt"))
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect();
+    let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
+    logins::login(ctx, &strategy, &login, ttl)
+}
+
+/// Never a 401 for a bad body token: `{valid: false, state}` (reference §1.3).
+pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
+    let token = if ctx.cookie {
+        ctx.req.cookie_token.as_deref()
+    } else {
+        ctx.req.body_object().and_then(|b| b.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty())
+    };
+    let Some(token) = token else {
+        return Ok(json!({ "valid": true, "kuid": "-1", "expiresAt": null }).into());
+    };
+    let checked = ctx.app.tokens.check(token).and_then(|s| {
+        // A token of a deleted user is void (its revocation is recorded at deletion; this
+        // also covers a store restored from an older backup).
+        match ctx.app.store.get_user(&s.kuid) {
+            Ok(Some(_)) => Ok(s),
+            _ => Err(VerifyError::Invalid),
+        }
+    });
+    Ok(match checked {
+        Ok(s) => json!({ "valid": true, "kuid": s.kuid, "expiresAt": s.expires_at }),
+        Err(e) => json!({ "valid": false, "state": KError::from(e).message }),
+    }
+    .into())
+}
+
+pub fn get_current_user(ctx: &Ctx) -> Result<Reply, KError> {
+    let Some(user) = &ctx.caller.user else {
+        return Ok(anonymous().into());
+    };
+    let registered = ctx.app.sandbox.names();
+    let strategies: Vec<String> =
+        ctx.app.store.linked_strategies(&user.kuid)?.into_iter().filter(|s| registered.contains(s)).collect();
+    let mut out = user_json(user);
+    out["strategies"] = json!(strategies);
+    Ok(out.into())
+}
+
+pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
+    let Some(session) = ctx.caller.session.as_ref() else {
+        if ctx.cookie {
+            return Ok(cookie::cleared(json!({ "acknowledged": true }).into()));
+        }
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "logout"]));
+    };
+    let change = if ctx.req.flag("global") {
+        Tokens::revoke_user_change(&session.kuid)
+    } else {
+        Tokens::revoke_token_change(session, now_ms())
+    };
+    commit(ctx, &[change])?;
+    let reply: Reply = json!({ "acknowledged": true }).into();
+    Ok(if ctx.cookie { cookie::cleared(reply) } else { reply })
+}
+
+pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
+    let Some(session) = ctx.caller.session.as_ref() else {
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "refreshToken"]));
+    };
+    if session.expires_at < 0 {
+        return Err(KError::new(defs::SECURITY_TOKEN_REFRESH_FORBIDDEN, &["Token with infinite TTL"]));
+    }
+    // One refresh per token: concurrent ones lose the claim and are refused.
+    let Some(_claim) = ctx.app.tokens.claim_refresh(session) else {
+        return Err(KError::new(defs::SECURITY_TOKEN_INVALID, &[]));
+    };
+    // Every refusal before the commit: a refused refresh must not use the token up.
+    let ttl = logins::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
+    // The old token stays valid for the grace period (requests already on their way).
+    let grace = ctx.app.tokens.settings().grace_period_ms;
+    commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + grace)])?;
+    Ok(logins::token_reply(ctx, &session.kuid, ttl))
+}
+
+pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
+    let hits: Vec<Value> = if ctx.caller.is_admin() {
+        vec![json!({ "controller": "*", "action": "*", "index": "*", "collection": "*", "value": "allowed" })]
+    } else {
+        ctx.api
+            .actions()
+            .into_iter()
+            .map(|(controller, action, access)| {
+                let allowed = access != Access::Admin;
+                json!({ "controller": controller, "action": action, "index": "*", "collection": "*",
+                        "value": if allowed { "allowed" } else { "denied" } })
+            })
+            .collect()
+    };
+    let total = hits.len();
+    Ok(json!({ "hits": hits, "total": total }).into())
+}
+
+pub fn update_self(ctx: &Ctx) -> Result<Reply, KError> {
+    let Some(user) = ctx.caller.user.as_ref() else {
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "updateSelf"]));
+    };
+    let Some(changes) = ctx.req.body_object() else {
+        return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
+    };
+    for forbidden in ["_id", "profileIds", "_kuzzle_info"] {
+        if changes.contains_key(forbidden) {
+            return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &[&format!("body.{forbidden}")]));
+        }
+    }
+    let mut updated = user.clone();
+    for (k, v) in changes {
+        updated.content.insert(k.clone(), v.clone());
+    }
+    if let Some(Value::Object(info)) = updated.content.get_mut("_kuzzle_info") {
+        info.insert("updatedAt".into(), json!(now_ms()));
+        info.insert("updater".into(), json!(user.kuid));
+    }
+    commit(ctx, &[Change::UpdateUser(updated.clone())])?;
+    Ok(user_json(&updated).into())
+}
+
+// The caller's own credentials (`/_me/credentials/:strategy/...`), and getStrategies.
+
+pub fn get_strategies(ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(json!(ctx.app.sandbox.names()).into())
+}
+
+fn body_credentials(ctx: &Ctx) -> Result<String, KError> {
+    credentials_text(ctx.req.body.as_ref(), "body")
+}
+
+pub fn get_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::get(ctx, &s, ctx.caller.kuid()).map(Reply::new)
+}
+
+pub fn exist_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::exists(ctx, &s, ctx.caller.kuid()).map(|b| Reply::new(json!(b)))
+}
+
+pub fn create_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::create(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+}
+
+pub fn update_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::update(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+}
+
+pub fn validate_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::validate(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+}
+
+pub fn delete_mine(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::delete(ctx, &s, ctx.caller.kuid()).map(Reply::new)
+}

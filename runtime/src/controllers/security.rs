@@ -1,0 +1,155 @@
+//! The `security` controller: users and their credentials, for administrators.
+
+use crate::core::errors::{KError, defs};
+use crate::protocol::Reply;
+use crate::service::context::Ctx;
+use crate::service::strategy::{commit, credentials_text, from_arg};
+use crate::service::{credentials, users};
+use crate::tokens::{Tokens, now_ms};
+use serde_json::{Map, Value, json};
+
+/// A kuid when the caller gives none: 128 random bits, uuid-shaped.
+fn new_kuid() -> String {
+    crate::core::ids::uuid()
+}
+
+fn object_field<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    what: &str,
+) -> Result<Option<&'a Map<String, Value>>, KError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[what, "object"])),
+    }
+}
+
+fn kuzzle_info(ctx: &Ctx) -> Value {
+    let author = ctx.caller.user.as_ref().map(|u| Value::String(u.kuid.clone())).unwrap_or(Value::Null);
+    json!({ "author": author, "createdAt": now_ms(), "updatedAt": null, "updater": null })
+}
+
+fn target_kuid<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
+    ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))
+}
+
+pub fn create_first_admin(ctx: &Ctx) -> Result<Reply, KError> {
+    if ctx.app.store.admin_exists()? {
+        return Err(KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]));
+    }
+    let empty = Map::new();
+    let body = ctx.req.body_object().unwrap_or(&empty);
+    let mut content = object_field(body, "content", "body.content")?.cloned().unwrap_or_default();
+    if content.contains_key("profileIds") {
+        return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &["body.content.profileIds"]));
+    }
+    content.insert("profileIds".into(), json!(["admin"]));
+    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
+    let credentials = object_field(body, "credentials", "body.credentials")?;
+    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
+    users::create(ctx, kuid, content, credentials, true).map(Reply::new)
+}
+
+pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
+    let Some(body) = ctx.req.body_object() else {
+        return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
+    };
+    let mut content = object_field(body, "content", "body.content")?
+        .cloned()
+        .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content"]))?;
+    match content.get("profileIds") {
+        Some(Value::Array(ids)) if !ids.is_empty() && ids.iter().all(Value::is_string) => {}
+        None => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content.profileIds"])),
+        Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.content.profileIds", "string[]"])),
+    }
+    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
+    let credentials = object_field(body, "credentials", "body.credentials")?;
+    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
+    users::create(ctx, kuid, content, credentials, false).map(Reply::new)
+}
+
+pub fn get_user(ctx: &Ctx) -> Result<Reply, KError> {
+    Ok(users::user_json(&users::load(ctx, target_kuid(ctx)?)?).into())
+}
+
+pub fn get_user_strategies(ctx: &Ctx) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?)?;
+    Ok(json!(ctx.app.store.linked_strategies(&user.kuid)?).into())
+}
+
+pub fn delete_user(ctx: &Ctx) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?)?;
+    users::delete(ctx, &user)?;
+    Ok(json!({ "_id": user.kuid }).into())
+}
+
+pub fn revoke_tokens(ctx: &Ctx) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?)?;
+    commit(ctx, &[Tokens::revoke_user_change(&user.kuid)])?;
+    Ok(Value::Null.into())
+}
+
+// Credentials of any user: `/credentials/:strategy/:_id...`
+
+fn existing_user(ctx: &Ctx, kuid: &str) -> Result<(), KError> {
+    users::load(ctx, kuid).map(|_| ())
+}
+
+pub fn create_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    let kuid = target_kuid(ctx)?;
+    existing_user(ctx, kuid)?;
+    let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
+    credentials::create(ctx, &s, kuid, &creds).map(Reply::new)
+}
+
+pub fn update_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    let kuid = target_kuid(ctx)?;
+    existing_user(ctx, kuid)?;
+    let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
+    credentials::update(ctx, &s, kuid, &creds).map(Reply::new)
+}
+
+pub fn delete_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::delete(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+}
+
+pub fn get_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::get(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+}
+
+pub fn get_credentials_by_id(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::get_by_id(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+}
+
+pub fn has_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    credentials::exists(ctx, &s, target_kuid(ctx)?).map(|b| Reply::new(json!(b)))
+}
+
+pub fn validate_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    let kuid = target_kuid(ctx)?;
+    let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
+    credentials::validate(ctx, &s, kuid, &creds).map(Reply::new)
+}
+
+pub fn credential_fields(ctx: &Ctx) -> Result<Reply, KError> {
+    let s = from_arg(ctx)?;
+    Ok(json!(s.fields).into())
+}
+
+pub fn all_credential_fields(ctx: &Ctx) -> Result<Reply, KError> {
+    let mut out = Map::new();
+    for name in ctx.app.sandbox.names() {
+        if let Some(s) = ctx.app.sandbox.get(&name) {
+            out.insert(name, json!(s.fields));
+        }
+    }
+    Ok(Value::Object(out).into())
+}

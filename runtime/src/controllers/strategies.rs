@@ -1,0 +1,124 @@
+//! The `strategies` controller: register (upload or replace), inspect, unregister. Admin only.
+//! Registration validates and compiles the component off the request path of other calls,
+//! stores it, then swaps it in: calls in flight finish on the version they started with.
+
+use crate::core::errors::{KError, defs};
+use crate::protocol::Reply;
+use crate::sandbox::{Strategy, upload};
+use crate::service::context::Ctx;
+use crate::service::errors::unexpected;
+use crate::service::strategy::{commit, named};
+use crate::store::{Change, StoredStrategy};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+fn name_arg<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
+    let name = ctx.req.arg_str("name").ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["name"]))?;
+    if !upload::valid_name(name) {
+        return Err(invalid(&format!("invalid strategy name {name:?}: {}", upload::NAME_RULE)));
+    }
+    Ok(name)
+}
+
+fn invalid(msg: &str) -> KError {
+    KError::new(defs::PLUGIN_SANDBOX_INVALID_COMPONENT, &[msg])
+}
+
+/// A JSON object given as an argument (query string text) or in the body.
+fn json_object(ctx: &Ctx, key: &str) -> Result<String, KError> {
+    let value = ctx.req.args.get(key).or_else(|| ctx.req.body_object().and_then(|b| b.get(key)));
+    match value {
+        None | Some(Value::Null) => Ok("{}".into()),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => Ok(v.to_string()),
+            _ => Err(invalid(&format!("{key} must be a JSON object"))),
+        },
+        Some(v @ Value::Object(_)) => Ok(v.to_string()),
+        Some(_) => Err(invalid(&format!("{key} must be a JSON object"))),
+    }
+}
+
+pub fn info_of(s: &Strategy) -> Value {
+    json!({
+        "name": s.name,
+        "hash": s.hash,
+        "size": s.size,
+        "fields": s.fields,
+        "registeredAt": s.registered_at_ms,
+        "limits": serde_json::to_value(&*s.limits).unwrap_or(Value::Null),
+        "limitOverrides": serde_json::from_str::<Value>(&s.limit_overrides).unwrap_or(Value::Null),
+        "config": serde_json::from_str::<Value>(&s.config).unwrap_or(Value::Null),
+        "inFlight": s.in_flight(),
+        "counters": s.metrics.counters(),
+    })
+}
+
+pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
+    let name = name_arg(ctx)?;
+    // The component: raw bytes over HTTP (`application/wasm`), or base64 in `body.wasm`
+    // for JSON queries.
+    let wasm: Vec<u8> = match (&ctx.req.raw_body, ctx.req.body_object().and_then(|b| b.get("wasm"))) {
+        (Some(raw), _) => raw.to_vec(),
+        (None, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| invalid(&format!("body.wasm is not base64: {e}")))?,
+        _ => {
+            return Err(invalid(
+                "no component: send the .wasm as the body (Content-Type: application/wasm), or base64 in body.wasm",
+            ));
+        }
+    };
+    if wasm.len() > ctx.app.config.max_upload_bytes {
+        return Err(KError::new(defs::NETWORK_HTTP_REQUEST_TOO_LARGE, &[]));
+    }
+    let config = json_object(ctx, "config")?;
+    let limits = json_object(ctx, "limits")?;
+    // Whoever uploads under a name that holds users hands those users to the new code (it
+    // inherits their links and storage, also after an unregister): only on purpose. The same
+    // bytes with the same config again change nothing (limits may change freely).
+    let same_code =
+        ctx.app.sandbox.get(name).is_some_and(|s| s.hash == upload::content_hash(&wasm) && *s.config == *config);
+    if !same_code && !ctx.req.flag("replace") && ctx.app.store.has_links(name)? {
+        return Err(KError::new(defs::PLUGIN_SANDBOX_REPLACE_UNCONFIRMED, &[name]));
+    }
+    let strategy = ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None).map_err(|e| invalid(&e.0))?;
+    let stored = StoredStrategy {
+        name: name.to_string(),
+        hash: strategy.hash.clone(),
+        wasm,
+        config,
+        limits,
+        registered_at_ms: strategy.registered_at_ms,
+        fields: Some(strategy.fields.clone()),
+    };
+    commit(ctx, &[Change::PutStrategy(stored)])?;
+    let strategy = ctx.app.sandbox.install(strategy);
+    ctx.app.sandbox.clean_cache();
+    tracing::info!(strategy = %name, hash = %strategy.hash, size = strategy.size, "strategy registered");
+    Ok(info_of(&strategy).into())
+}
+
+pub fn info(ctx: &Ctx) -> Result<Reply, KError> {
+    let name = name_arg(ctx)?;
+    let s = named(ctx, name)?;
+    Ok(info_of(&s).into())
+}
+
+pub fn unregister(ctx: &Ctx) -> Result<Reply, KError> {
+    let name = name_arg(ctx)?;
+    named(ctx, name)?;
+    let stored = ctx.app.store.strategies()?;
+    if name == "local" && !stored.iter().any(|s| s.name == "local") {
+        return Err(invalid("the bundled local strategy cannot be removed (upload a replacement to change it)"));
+    }
+    commit(ctx, &[Change::DeleteStrategy(name.to_string())])?;
+    // If an upload replaced the bundled local, removing it brings the bundled one back.
+    if name == "local" {
+        ctx.app.install_bundled().map_err(|e| unexpected(&format!("{e:#}")))?;
+    } else {
+        ctx.app.sandbox.remove(name);
+    }
+    ctx.app.sandbox.clean_cache();
+    tracing::info!(strategy = %name, "strategy unregistered (its users' credentials stay in its storage)");
+    Ok(json!({ "acknowledged": true }).into())
+}

@@ -1,0 +1,108 @@
+//! `sandgate:strategy/crypto`: password hashing through the host's [`Hashing`] backend (off
+//! the CPU budget, its count capped), HMACs, digests, random bytes and a constant-time compare.
+
+use super::limiter::LimitHit;
+use super::meter::Meter;
+use crate::sandbox::bindings::sandgate::strategy::crypto;
+use std::sync::Arc;
+
+/// The host's password hasher, as the crypto interface sees it.
+pub trait Hashing: Send + Sync {
+    /// A PHC string for `password`.
+    fn hash(&self, password: &str) -> String;
+    fn verify(&self, password: &str, phc: &str) -> bool;
+    /// A valid hash of nothing in particular, for constant-time refusals.
+    fn dummy(&self) -> &str;
+}
+
+/// One call's crypto: the backend and the hashes it has computed.
+pub struct Crypto {
+    pub(crate) hasher: Arc<dyn Hashing>,
+    pub(crate) hash_calls: u32,
+}
+
+impl Crypto {
+    pub fn new(hasher: Arc<dyn Hashing>) -> Self {
+        Crypto { hasher, hash_calls: 0 }
+    }
+}
+
+pub struct CryptoView<'a> {
+    pub meter: &'a mut Meter,
+    pub crypto: &'a mut Crypto,
+}
+
+impl CryptoView<'_> {
+    fn count_hash(&mut self) -> wasmtime::Result<()> {
+        self.meter.count()?;
+        let max = self.meter.limits.max_hash_calls;
+        // Refused before computing: `hash_calls` counts the hashes the host actually ran.
+        if self.crypto.hash_calls >= max {
+            return Err(LimitHit::HashCalls(max).into());
+        }
+        self.crypto.hash_calls += 1;
+        Ok(())
+    }
+}
+
+impl crypto::Host for CryptoView<'_> {
+    fn hash_password(&mut self, password: String) -> wasmtime::Result<String> {
+        self.count_hash()?;
+        let hasher = self.crypto.hasher.clone();
+        Ok(self.meter.uncharged_time(|| hasher.hash(&password)))
+    }
+
+    fn verify_password(&mut self, password: String, phc: String) -> wasmtime::Result<bool> {
+        self.count_hash()?;
+        let hasher = self.crypto.hasher.clone();
+        Ok(self.meter.uncharged_time(|| hasher.verify(&password, &phc)))
+    }
+
+    fn dummy_hash(&mut self) -> wasmtime::Result<String> {
+        self.meter.count()?;
+        Ok(self.crypto.hasher.dummy().to_string())
+    }
+
+    fn hmac_sha256(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        self.meter.count()?;
+        Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &data).as_ref().to_vec())
+    }
+
+    fn hmac_sha1(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        self.meter.count()?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key);
+        Ok(ring::hmac::sign(&key, &data).as_ref().to_vec())
+    }
+
+    fn hmac_sha512(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        self.meter.count()?;
+        Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, &key), &data).as_ref().to_vec())
+    }
+
+    fn sha256(&mut self, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        self.meter.count()?;
+        Ok(ring::digest::digest(&ring::digest::SHA256, &data).as_ref().to_vec())
+    }
+
+    fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        self.meter.count()?;
+        let max = self.meter.limits.max_random_bytes;
+        if len as usize > max {
+            return Err(LimitHit::Random { len: len.into(), max }.into());
+        }
+        let mut out = vec![0u8; len as usize];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)
+            .map_err(|_| wasmtime::Error::msg("system random failed"))?;
+        Ok(out)
+    }
+
+    fn constant_time_eq(&mut self, a: Vec<u8>, b: Vec<u8>) -> wasmtime::Result<bool> {
+        self.meter.count()?;
+        Ok(subtle::ConstantTimeEq::ct_eq(a.as_slice(), b.as_slice()).into())
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        self.meter.count()?;
+        Ok(crate::core::time::now_ms().max(0) as u64)
+    }
+}

@@ -1,0 +1,131 @@
+//! The call's clock and counter, shared by every host interface: each host function of ours
+//! goes through [`Meter::count`] first, WASI functions through `WasiView::ctx`, and the
+//! epoch callback looks at it every tick ([`Meter::on_tick`]).
+
+use super::limiter::LimitHit;
+use crate::sandbox::limits::Limits;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Meter {
+    pub(crate) limits: Arc<Limits>,
+    /// Every host call, WASI included.
+    pub(crate) host_calls: u32,
+    /// Wall time spent hashing passwords: not charged to the strategy's CPU budget.
+    pub(crate) host_time: Duration,
+    /// Time spent waiting on WASI clock pollables (not CPU either); see `clocks`.
+    pub(crate) waits: Arc<Waits>,
+    pub(crate) started: Instant,
+    /// The call's wall-clock deadline (`limits.wall_ms` after it started).
+    pub(crate) deadline: Instant,
+}
+
+impl Meter {
+    pub fn new(limits: Arc<Limits>, now: Instant) -> Self {
+        let deadline = now + Duration::from_millis(limits.wall_ms);
+        Meter { limits, host_calls: 0, host_time: Duration::ZERO, waits: Arc::default(), started: now, deadline }
+    }
+
+    /// Before each host call of ours: its count, and the wall-clock deadline.
+    pub fn count(&mut self) -> wasmtime::Result<()> {
+        self.host_calls = self.host_calls.saturating_add(1);
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
+        }
+        if Instant::now() >= self.deadline {
+            return Err(LimitHit::Wall(self.limits.wall_ms).into());
+        }
+        Ok(())
+    }
+
+    /// A WASI call: counted now, enforced at the next tick (WASI functions cannot trap here).
+    pub fn count_wasi(&mut self) {
+        self.host_calls = self.host_calls.saturating_add(1);
+    }
+
+    /// At each epoch tick while the guest runs: stop it past the wall-clock deadline, past its
+    /// CPU budget, or past its host-call count; else look again at the next tick.
+    pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
+        }
+        let now = Instant::now();
+        let guest = now.saturating_duration_since(self.started).saturating_sub(self.uncharged());
+        if now >= self.deadline || guest >= Duration::from_millis(self.limits.cpu_ms) {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    }
+
+    /// Time of this call that is not charged as CPU: hashing and waiting.
+    pub fn uncharged(&self) -> Duration {
+        self.host_time + self.waits.total()
+    }
+
+    /// Starts the call's clocks (a warm instance was built earlier).
+    pub fn begin(&mut self, started: Instant) {
+        self.started = started;
+        self.deadline = started + Duration::from_millis(self.limits.wall_ms);
+        self.host_time = Duration::ZERO;
+        self.waits.reset();
+    }
+
+    /// Runs `f` off the strategy's CPU budget (password hashing: its count is capped instead).
+    pub fn uncharged_time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.host_time += start.elapsed();
+        out
+    }
+}
+
+/// The time a call spent waiting on its clock pollables, each moment counted once however
+/// many pollables were waited on together (one `poll` of a hundred sleeps is one wait).
+#[derive(Default)]
+pub struct Waits(Mutex<WaitState>);
+
+#[derive(Default)]
+struct WaitState {
+    waiting: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl Waits {
+    fn state(&self) -> std::sync::MutexGuard<'_, WaitState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Time waited so far.
+    pub fn total(&self) -> Duration {
+        self.state().total
+    }
+
+    pub fn reset(&self) {
+        *self.state() = WaitState::default();
+    }
+
+    pub(crate) fn enter(self: &Arc<Self>) -> Waiting {
+        let mut s = self.state();
+        if s.waiting == 0 {
+            s.since = Some(Instant::now());
+        }
+        s.waiting += 1;
+        Waiting(self.clone())
+    }
+}
+
+/// One pollable being waited on; dropped when it fires or when the poll ends without it.
+pub(crate) struct Waiting(Arc<Waits>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.waiting = s.waiting.saturating_sub(1);
+        if s.waiting == 0
+            && let Some(since) = s.since.take()
+        {
+            s.total += since.elapsed();
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `sandgate:strategy/storage`: a key-value store per strategy. Reads go through the request's
+//! [`Overlay`] (its uncommitted writes) to a [`KeyValue`] backend; writes only reach the
+//! overlay, and the request commits them in one batch if it succeeds. Keys, values, counts
+//! and pending bytes are capped, and a login's reads are shown to its [`ReadGuard`].
+
+use super::limiter::LimitHit;
+use super::meter::Meter;
+use crate::sandbox::bindings::sandgate::strategy::storage;
+use crate::sandbox::limits::Limits;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What the storage interface needs of the server's persistence, and nothing more.
+pub trait KeyValue: Send + Sync {
+    fn get(&self, strategy: &str, key: &str) -> Result<Option<String>, String>;
+    /// Keys of `strategy` starting with `prefix`, in order, at most `limit`.
+    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>, String>;
+    fn usage(&self, strategy: &str) -> Result<Usage, String>;
+}
+
+/// A strategy's stored keys and bytes (keys + values), for its quotas.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Storage writes not yet committed: `(strategy, key) → Some(value) | None (deleted)`.
+/// A request's strategy calls read through it, and the request commits it in one batch.
+#[derive(Debug, Default, Clone)]
+pub struct Overlay {
+    pub writes: BTreeMap<(String, String), Option<String>>,
+}
+
+/// What a login call consults on every storage read: the host locks accounts on the records
+/// a failing strategy actually read, not on what the client says its name is.
+pub trait ReadGuard: Send + Sync {
+    /// Notes that the call read `key` of `strategy`; `Err(seconds)` while that record is locked.
+    fn read(&self, strategy: &str, key: &str) -> Result<(), u64>;
+}
+
+/// One call's storage: its strategy's name, the backend, and what the call wrote.
+pub struct Storage {
+    pub(crate) strategy: Arc<str>,
+    pub(crate) backend: Arc<dyn KeyValue>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) overlay: Overlay,
+    /// Bytes (keys + values) of each write this call added to the overlay, and their sum.
+    own_writes: HashMap<String, usize>,
+    pending_bytes: usize,
+    pub(crate) guard: Option<Arc<dyn ReadGuard>>,
+}
+
+impl Storage {
+    pub fn new(strategy: Arc<str>, backend: Arc<dyn KeyValue>, limits: Arc<Limits>) -> Self {
+        Storage {
+            strategy,
+            backend,
+            limits,
+            overlay: Overlay::default(),
+            own_writes: HashMap::new(),
+            pending_bytes: 0,
+            guard: None,
+        }
+    }
+
+    fn overlay_key(&self, key: &str) -> (String, String) {
+        (self.strategy.to_string(), key.to_string())
+    }
+
+    /// Every storage call checks its key before the host copies or looks anything up.
+    fn check_key(&self, key: &str) -> wasmtime::Result<()> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(LimitHit::KeyTooLong { len: key.len(), max: self.limits.max_key_bytes }.into());
+        }
+        Ok(())
+    }
+
+    /// Records `key` in the overlay, keeping this call's pending bytes under their cap.
+    fn pend(&mut self, key: String, value: Option<String>) -> Result<(), String> {
+        let k = self.overlay_key(&key);
+        let added = key.len() + value.as_ref().map_or(0, String::len);
+        let replaced = self.own_writes.get(&key).copied().unwrap_or(0);
+        let after = (self.pending_bytes + added).saturating_sub(replaced);
+        if after > self.limits.max_pending_bytes {
+            return Err(format!(
+                "this call's pending writes would exceed {} bytes (limits.max_pending_bytes)",
+                self.limits.max_pending_bytes
+            ));
+        }
+        self.pending_bytes = after;
+        self.own_writes.insert(key, added);
+        self.overlay.writes.insert(k, value);
+        Ok(())
+    }
+
+    fn read(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
+        self.check_key(key)?;
+        if let Some(guard) = &self.guard {
+            guard.read(&self.strategy, key).map_err(LimitHit::Locked)?;
+        }
+        if let Some(value) = self.overlay.writes.get(&self.overlay_key(key)) {
+            return Ok(value.clone());
+        }
+        // Storage time is charged to the CPU budget: a strategy pays for what it asks.
+        self.backend.get(&self.strategy, key).map_err(|e| LimitHit::StorageFailure(e).into())
+    }
+}
+
+/// The storage interface's view of a call: the shared meter, and its storage.
+pub struct StorageView<'a> {
+    pub meter: &'a mut Meter,
+    pub storage: &'a mut Storage,
+}
+
+impl storage::Host for StorageView<'_> {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.meter.count()?;
+        self.storage.read(&key)
+    }
+
+    fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+        self.meter.count()?;
+        let s = &mut *self.storage;
+        let limits = s.limits.clone();
+        if key.is_empty() || key.len() > limits.max_key_bytes {
+            return Ok(Err(format!("key length must be 1..={} bytes (limits.max_key_bytes)", limits.max_key_bytes)));
+        }
+        if value.len() > limits.max_value_bytes {
+            return Ok(Err(format!(
+                "value of {} bytes exceeds {} bytes (limits.max_value_bytes)",
+                value.len(),
+                limits.max_value_bytes
+            )));
+        }
+        let strategy = s.strategy.clone();
+        let usage = s.backend.usage(&strategy).map_err(LimitHit::StorageFailure)?;
+        let mine = || s.overlay.writes.iter().filter(|((name, _), _)| **name == *strategy);
+        let pending_keys = mine().filter(|(_, v)| v.is_some()).count() as u64;
+        let pending_bytes: u64 = mine().map(|((_, k), v)| (k.len() + v.as_ref().map_or(0, String::len)) as u64).sum();
+        if usage.keys + pending_keys + 1 > limits.max_keys {
+            return Ok(Err(format!("storage is full: {} keys (limits.max_keys)", limits.max_keys)));
+        }
+        if usage.bytes + pending_bytes + (key.len() + value.len()) as u64 > limits.max_storage_bytes {
+            return Ok(Err(format!("storage is full: {} bytes (limits.max_storage_bytes)", limits.max_storage_bytes)));
+        }
+        Ok(s.pend(key, Some(value)))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
+        let existed = self.get(key.clone())?.is_some();
+        // A delete that cannot be recorded (pending cap) is a delete that did not happen.
+        Ok(self.storage.pend(key, None).is_ok() && existed)
+    }
+
+    fn list_keys(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Vec<String>> {
+        self.meter.count()?;
+        let s = &*self.storage;
+        s.check_key(&prefix)?;
+        let limit = limit.min(10_000);
+        let stored = s
+            .backend
+            .list(&s.strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32))
+            .map_err(LimitHit::StorageFailure)?;
+        let mut keys: BTreeSet<String> = stored.into_iter().collect();
+        for ((name, k), v) in &s.overlay.writes {
+            if **name == *s.strategy && k.starts_with(&prefix) {
+                if v.is_some() {
+                    keys.insert(k.clone());
+                } else {
+                    keys.remove(k);
+                }
+            }
+        }
+        Ok(keys.into_iter().take(limit as usize).collect())
+    }
+}

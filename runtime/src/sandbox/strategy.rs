@@ -1,0 +1,130 @@
+//! A registered strategy: its compiled component ready to instantiate, what it was registered
+//! with, and its admission: the one mechanism that caps its concurrent work.
+
+use super::bindings::StrategyPre;
+use super::errors::CallError;
+use super::host::HostState;
+use super::limits::Limits;
+use super::metrics::{Outcome, StrategyMetrics};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A fresh instance and its Store, ready for exactly one call (see `warm`).
+pub type Ready = (wasmtime::Store<super::host::HostState>, super::bindings::Strategy);
+
+pub struct Strategy {
+    pub name: String,
+    pub(super) pre: StrategyPre<HostState>,
+    pub config: Arc<str>,
+    pub fields: Vec<String>,
+    /// sha256 of the component, hex.
+    pub hash: String,
+    pub size: usize,
+    pub registered_at_ms: i64,
+    /// The caps this strategy runs under (global limits with its overrides applied).
+    pub limits: Arc<Limits>,
+    /// The overrides as the operator gave them (JSON object text).
+    pub limit_overrides: String,
+    pub metrics: Arc<StrategyMetrics>,
+    /// `limits.max_concurrent_calls` permits. A request holds one from before it takes a
+    /// worker (for a login) or before its first call, until its work has really ended: the
+    /// response sent, its Stores dropped, the next fresh instances built.
+    permits: Arc<Semaphore>,
+    /// Calls running in the sandbox right now (a gauge for `info`; it refuses nothing).
+    running: AtomicU32,
+    /// Fresh instances built ahead of time, each for exactly one call (see `warm`).
+    pub(super) warm: Mutex<Vec<Ready>>,
+    /// Set at install: lets the aftercare refill this strategy while it lives.
+    pub(super) me: OnceLock<Weak<Strategy>>,
+}
+
+/// Admission to call a strategy. Calls take it by reference; its owner drops it once the
+/// work it covers has ended.
+pub struct Permit {
+    strategy: *const Strategy,
+    _permit: OwnedSemaphorePermit,
+}
+
+// The pointer is only compared, never dereferenced.
+unsafe impl Send for Permit {}
+unsafe impl Sync for Permit {}
+
+impl Strategy {
+    pub(super) fn new(name: &str, pre: StrategyPre<HostState>, limits: Limits, metrics: Arc<StrategyMetrics>) -> Self {
+        Strategy {
+            name: name.to_string(),
+            pre,
+            config: Arc::from("{}"),
+            fields: Vec::new(),
+            hash: String::new(),
+            size: 0,
+            registered_at_ms: crate::core::time::now_ms(),
+            permits: Arc::new(Semaphore::new(limits.max_concurrent_calls as usize)),
+            limits: Arc::new(limits),
+            limit_overrides: "{}".into(),
+            metrics,
+            running: AtomicU32::new(0),
+            warm: Mutex::new(Vec::new()),
+            me: OnceLock::new(),
+        }
+    }
+
+    /// Waits (without a thread) up to `limits.queue_ms` for a permit.
+    pub async fn admit(&self) -> Result<Permit, CallError> {
+        let wait = Duration::from_millis(self.limits.queue_ms);
+        match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(self.permit(permit)),
+            _ => Err(self.busy()),
+        }
+    }
+
+    /// The same from a blocking thread (a request's call of a strategy it was not admitted to
+    /// beforehand): waits up to `limits.queue_ms` too, looking again every few milliseconds.
+    pub fn admit_blocking(&self) -> Result<Permit, CallError> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(self.limits.queue_ms);
+        loop {
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                return Ok(self.permit(permit));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.busy());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn permit(&self, permit: OwnedSemaphorePermit) -> Permit {
+        Permit { strategy: self as *const Strategy, _permit: permit }
+    }
+
+    fn busy(&self) -> CallError {
+        self.metrics.record(Outcome::Busy, None, None);
+        CallError::Busy { cap: self.limits.max_concurrent_calls, waited_ms: self.limits.queue_ms }
+    }
+
+    /// Whether `permit` admits calls of this strategy (this very registration).
+    pub fn admits(&self, permit: &Permit) -> bool {
+        std::ptr::eq(permit.strategy, self)
+    }
+
+    /// Calls running in the sandbox now.
+    pub fn in_flight(&self) -> u32 {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn running(&self) -> Running<'_> {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Running(&self.running)
+    }
+}
+
+/// One call running; counted down when it ends.
+pub(super) struct Running<'a>(&'a AtomicU32);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

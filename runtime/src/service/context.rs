@@ -1,0 +1,104 @@
+//! What every handler is given: the server, the request, who is calling, and what the
+//! dispatcher already decided about this request (cookie mode, strategy admissions).
+
+use crate::app::App;
+use crate::core::errors::KError;
+use crate::protocol::{Reply, Request};
+use crate::sandbox::{Permit, Strategy};
+use crate::store::User;
+use crate::tokens::Session;
+use serde_json::Value;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Who may call an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not.
+    Anyone,
+    /// Any logged-in user, on their own account.
+    User,
+    /// Users with the `admin` profile.
+    Admin,
+}
+
+/// The caller of a request, once its token has been checked.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// `None`: anonymous.
+    pub user: Option<User>,
+    pub session: Option<Session>,
+}
+
+impl Caller {
+    pub fn anonymous() -> Self {
+        Caller::default()
+    }
+    pub fn kuid(&self) -> &str {
+        self.user.as_ref().map_or("-1", |u| u.kuid.as_str())
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(User::is_admin)
+    }
+    pub fn may(&self, access: Access) -> bool {
+        match access {
+            Access::Anyone => true,
+            Access::User => self.user.is_some(),
+            Access::Admin => self.is_admin(),
+        }
+    }
+}
+
+/// An action's code.
+pub type Handler = fn(&Ctx) -> Result<Reply, KError>;
+
+/// The API's description of itself, for the actions that report it. Implemented by the
+/// action table (`api::table`), which the service layer cannot name.
+pub trait Catalog: Sync {
+    /// `GET /_publicApi`: every action with its HTTP routes.
+    fn public_api(&self) -> Value;
+    /// Every `(controller, action)` and who may call it.
+    fn actions(&self) -> Vec<(&'static str, &'static str, Access)>;
+}
+
+/// The strategies a request was admitted to, each with its permit. The dispatcher owns it
+/// and drops it once the request's work has ended (its Stores dropped too).
+#[derive(Default)]
+pub struct Admitted(Mutex<Vec<(Arc<Strategy>, Arc<Permit>)>>);
+
+impl Admitted {
+    fn list(&self) -> MutexGuard<'_, Vec<(Arc<Strategy>, Arc<Permit>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, strategy: Arc<Strategy>, permit: Permit) {
+        self.list().push((strategy, Arc::new(permit)));
+    }
+
+    /// The strategy this request was admitted to under `name`, if any.
+    pub fn named(&self, name: &str) -> Option<Arc<Strategy>> {
+        self.list().iter().find(|(s, _)| s.name == name).map(|(s, _)| s.clone())
+    }
+
+    /// This request's permit for `strategy`, taken now (waiting up to its `queue_ms`) if the
+    /// request holds none yet. A request holds one permit per strategy, whatever its calls.
+    pub fn permit(&self, strategy: &Arc<Strategy>) -> Result<Arc<Permit>, crate::sandbox::CallError> {
+        if let Some((_, p)) = self.list().iter().find(|(_, p)| strategy.admits(p)) {
+            return Ok(p.clone());
+        }
+        let permit = Arc::new(strategy.admit_blocking()?);
+        self.list().push((strategy.clone(), permit.clone()));
+        Ok(permit)
+    }
+}
+
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    pub caller: Caller,
+    /// This request is in cookie mode (`cookieAuth`): decided once, by the dispatcher.
+    pub cookie: bool,
+    /// The login's strategy name, as the dispatcher read it (before admitting the request).
+    pub target: Option<Result<String, KError>>,
+    pub admitted: &'a Admitted,
+    pub api: &'a dyn Catalog,
+}

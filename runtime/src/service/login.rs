@@ -1,0 +1,94 @@
+//! Logging in: the strategy says who the credentials belong to, the host decides whether
+//! that strategy may speak for that user, then signs a token.
+
+use super::context::Ctx;
+use super::errors::answer;
+use super::strategy::{call, changes, commit, permit};
+use crate::core::errors::{KError, defs};
+use crate::core::time::{self as expires_in, TtlError};
+use crate::protocol::{Protocol, Reply, Request};
+use crate::sandbox::Strategy;
+use crate::sandbox::bindings::LoginRequest;
+use crate::sandbox::host::Overlay;
+use crate::tokens::Ttl;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The strategy a login names: the `strategy` argument, else `body.strategy`, else "local"
+/// for the seed's `POST /_login`. The dispatcher reads it once, to admit the request to that
+/// strategy before it takes a worker; the handler finds it in `Ctx::target`.
+pub fn strategy_name(req: &Request) -> Result<String, KError> {
+    let in_body = req.body_object().and_then(|b| b.get("strategy"));
+    match (req.args.get("strategy"), in_body) {
+        (Some(Value::String(s)), _) => Ok(s.clone()),
+        (None | Some(Value::Null), Some(Value::String(s))) => Ok(s.clone()),
+        (None, None) if req.protocol == Protocol::Http => Ok("local".into()),
+        (arg, body) if [arg, body].iter().flatten().any(|v| !v.is_null()) => {
+            Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"]))
+        }
+        _ => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"])),
+    }
+}
+
+/// `expiresIn` checked against the settings (Kuzzle's order: max TTL, then zero/garbage).
+pub fn requested_ttl(ctx: &Ctx, value: Option<&Value>) -> Result<Ttl, KError> {
+    let settings = ctx.app.tokens.settings();
+    expires_in::resolve(expires_in::requested(value), settings.default_ttl_ms as f64, settings.max_ttl_ms).map_err(
+        |e| match e {
+            TtlError::Invalid => KError::new(
+                defs::API_ASSERT_INVALID_ARGUMENT,
+                &["expiresIn", "a number of milliseconds, or a parsable timespan string"],
+            ),
+            TtlError::Exceeded => KError::new(defs::SECURITY_TOKEN_TTL_EXCEEDED, &[]),
+        },
+    )
+}
+
+/// Runs the strategy's `verify` under the login throttles, then issues the token.
+pub fn login(ctx: &Ctx, s: &Arc<Strategy>, login: &LoginRequest, ttl: Ttl) -> Result<Reply, KError> {
+    let req = ctx.req;
+    // Logins per second on this connection, failed logins per client address, and the soft
+    // lock on the records the strategy reads (see `throttle`).
+    if req.protocol == Protocol::WebSocket {
+        ctx.app.throttle.connection(req.connection_id)?;
+    }
+    let attempt = ctx.app.throttle.attempt(req.client_ip.as_deref())?;
+    let p = permit(ctx, s)?;
+    let mut overlay = Overlay::default();
+    let outcome = ctx.app.sandbox.calls().verify(s, call(ctx, &p, &mut overlay, Some(attempt.guard())), login);
+    attempt.finish(&outcome);
+    let kuid = answer(s, outcome)?;
+    let reply = issue(ctx, &s.name, kuid, ttl)?;
+    // What the strategy wrote while verifying (a TOTP step, a counter) is kept on success.
+    commit(ctx, &changes(&overlay))?;
+    Ok(reply)
+}
+
+/// The host's part, whatever the strategy said: is the user real, did this strategy create
+/// their credentials; then the token. Kuzzle trusts its plugins; Sandgate does not.
+pub fn issue(ctx: &Ctx, name: &str, kuid: String, ttl: Ttl) -> Result<Reply, KError> {
+    // Both refusals answer the client alike (which kuids exist is no business of a client
+    // or of a strategy); the log says which it was.
+    let refused = || KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]);
+    if ctx.app.store.get_user(&kuid)?.is_none() {
+        tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user that does not exist");
+        return Err(refused());
+    }
+    if !ctx.app.store.is_linked(name, &kuid)? {
+        tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user it holds no credentials for");
+        return Err(refused());
+    }
+    Ok(token_reply(ctx, &kuid, ttl))
+}
+
+/// A new token for `kuid`, in the body or, in cookie mode, in a `Set-Cookie` header.
+pub fn token_reply(ctx: &Ctx, kuid: &str, ttl: Ttl) -> Reply {
+    let issued = ctx.app.tokens.issue(kuid, ttl);
+    let reply = Reply::new(json!({
+        "_id": issued.kuid,
+        "jwt": issued.token,
+        "expiresAt": issued.expires_at,
+        "ttl": issued.ttl,
+    }));
+    if ctx.cookie { super::cookie::into_cookie(reply) } else { reply }
+}

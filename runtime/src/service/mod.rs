@@ -1,0 +1,17 @@
+//! The service layer: what the controllers stand on. The request context ([`context::Ctx`]),
+//! authentication of a token into a caller, the strategy-call glue, the credentials and
+//! users operations, logging in, cookie mode, login throttling, and the one place where lower
+//! failures become Kuzzle errors ([`errors`]). Nothing here knows about HTTP or the action
+//! table.
+
+pub mod authn;
+pub mod context;
+pub mod cookie;
+pub mod credentials;
+pub mod errors;
+pub mod login;
+#[cfg(feature = "bench-native")]
+pub mod native_bench;
+pub mod strategy;
+pub mod throttle;
+pub mod users;

@@ -1,0 +1,83 @@
+//! The glue every strategy-calling action shares: finding the strategy, admitting the
+//! request to it, the call's context, reading what it answered, and committing what the
+//! request changed.
+
+use super::context::Ctx;
+use crate::core::errors::{KError, defs};
+use crate::sandbox::host::Overlay;
+use crate::sandbox::{CallCtx, Permit, ReadGuardArc, Strategy};
+use crate::store::Change;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The registered strategy named `name` (the one this request was admitted to, if it was),
+/// or 400 `security.credentials.unknown_strategy`.
+pub fn named(ctx: &Ctx, name: &str) -> Result<Arc<Strategy>, KError> {
+    ctx.admitted
+        .named(name)
+        .or_else(|| ctx.app.sandbox.get(name))
+        .ok_or_else(|| KError::new(defs::SECURITY_CREDENTIALS_UNKNOWN_STRATEGY, &[name]))
+}
+
+/// The `strategy` argument, required.
+pub fn from_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
+    match ctx.req.args.get("strategy") {
+        None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"])),
+        Some(Value::String(name)) => named(ctx, name),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"])),
+    }
+}
+
+/// This request's admission to `s` (taken on its first call of `s`).
+pub fn permit(ctx: &Ctx, s: &Arc<Strategy>) -> Result<Arc<Permit>, KError> {
+    ctx.admitted.permit(s).map_err(|e| super::errors::call_error(&s.name, e))
+}
+
+/// The context of one call of this request.
+pub fn call<'a>(
+    ctx: &'a Ctx,
+    permit: &'a Permit,
+    overlay: &'a mut Overlay,
+    guard: Option<ReadGuardArc>,
+) -> CallCtx<'a> {
+    CallCtx { permit, overlay, request_id: &ctx.req.request_id, guard }
+}
+
+/// Parses the JSON object a strategy returned as public information.
+pub fn public_info(strategy: &Strategy, text: &str) -> Result<Value, KError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(KError::new(
+            defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
+            &[&format!("[{}] returned public information that is not a JSON object", strategy.name)],
+        )),
+    }
+}
+
+/// Credentials sent by the client, as the JSON text a strategy receives: must be an object.
+pub fn credentials_text(value: Option<&Value>, what: &str) -> Result<String, KError> {
+    match value {
+        Some(v @ Value::Object(_)) => Ok(v.to_string()),
+        None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[what, "object"])),
+    }
+}
+
+/// The store changes that make an overlay's writes durable.
+pub fn changes(overlay: &Overlay) -> Vec<Change> {
+    overlay
+        .writes
+        .iter()
+        .map(|((strategy, key), value)| match value {
+            Some(value) => Change::KvPut { strategy: strategy.clone(), key: key.clone(), value: value.clone() },
+            None => Change::KvDelete { strategy: strategy.clone(), key: key.clone() },
+        })
+        .collect()
+}
+
+/// Commits a request's changes, and mirrors revocations in memory once they are durable.
+pub fn commit(ctx: &Ctx, changes: &[Change]) -> Result<(), KError> {
+    ctx.app.store.commit(changes)?;
+    ctx.app.tokens.apply(changes);
+    Ok(())
+}

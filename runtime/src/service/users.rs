@@ -1,0 +1,98 @@
+//! Users: created with their credentials in one atomic step, deleted with their credentials
+//! and their tokens, and shown as Kuzzle shows them.
+
+use super::context::Ctx;
+use super::errors::{answer, call_error};
+use super::strategy::{call, changes, commit, named, permit, public_info};
+use crate::core::errors::{KError, defs};
+use crate::sandbox::CallError;
+use crate::sandbox::host::Overlay;
+use crate::store::{Change, User};
+use crate::tokens::Tokens;
+use serde_json::{Map, Value, json};
+
+/// A user as Kuzzle returns one: `{_id, _source}`.
+pub fn user_json(user: &User) -> Value {
+    json!({ "_id": user.kuid, "_source": Value::Object(user.content.clone()) })
+}
+
+pub fn anonymous() -> Value {
+    json!({ "_id": "-1", "_source": { "name": "Anonymous", "profileIds": ["anonymous"] }, "strategies": [] })
+}
+
+/// The user `kuid`, or 404 `security.user.not_found`.
+pub fn load(ctx: &Ctx, kuid: &str) -> Result<User, KError> {
+    ctx.app.store.get_user(kuid)?.ok_or_else(|| KError::new(defs::SECURITY_USER_NOT_FOUND, &[kuid]))
+}
+
+/// Runs `validate` then `create` of every strategy in `credentials`, and commits the user,
+/// the strategies' storage writes and the links in one transaction: on any failure, nothing
+/// is left behind.
+pub fn create(
+    ctx: &Ctx,
+    kuid: String,
+    content: Map<String, Value>,
+    credentials: Option<&Map<String, Value>>,
+    first_admin: bool,
+) -> Result<Value, KError> {
+    // -1 is the anonymous user: whoever took it would share the anonymous kuid.
+    if kuid == "-1" {
+        return Err(KError::new(
+            defs::API_ASSERT_INVALID_ARGUMENT,
+            &["_id", "a user id other than -1 (the anonymous user)"],
+        ));
+    }
+    let user = User { kuid: kuid.clone(), content };
+    let mut changes_ = vec![Change::InsertUser { user: user.clone(), first_admin }];
+    if ctx.app.store.get_user(&kuid)?.is_some() {
+        return Err(KError::new(defs::SECURITY_USER_ALREADY_EXISTS, &[&kuid]));
+    }
+    let calls = ctx.app.sandbox.calls();
+    let mut overlay = Overlay::default();
+    for (name, creds) in credentials.into_iter().flatten() {
+        let s = named(ctx, name)?;
+        let Value::Object(_) = creds else {
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("body.credentials.{name}"), "object"]));
+        };
+        let p = permit(ctx, &s)?;
+        // Leftover credentials for a kuid that has no user: refuse rather than adopt them.
+        if calls.exists(&s, call(ctx, &p, &mut overlay, None), &kuid).map_err(|e| call_error(name, e))? {
+            return Err(KError::new(defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY, &[&kuid]));
+        }
+        let text = creds.to_string();
+        answer(&s, calls.validate(&s, call(ctx, &p, &mut overlay, None), &kuid, &text, false))?;
+        let info = answer(&s, calls.create(&s, call(ctx, &p, &mut overlay, None), &kuid, &text))?;
+        public_info(&s, &info)?;
+        changes_.push(Change::Link { strategy: name.clone(), kuid: kuid.clone() });
+    }
+    changes_.extend(changes(&overlay));
+    commit(ctx, &changes_)?;
+    Ok(user_json(&user))
+}
+
+/// The user, their credentials in every strategy, and every token they hold: one transaction.
+/// The admin's deletion wins over the strategies: one whose `delete` fails (or is stopped)
+/// keeps whatever it stored, but the user, their tokens and their links go all the same; the
+/// failure is logged and counted (`sandgate_strategy_forced_deletes_total`).
+pub fn delete(ctx: &Ctx, user: &User) -> Result<(), KError> {
+    let calls = ctx.app.sandbox.calls();
+    let mut overlay = Overlay::default();
+    for name in ctx.app.store.linked_strategies(&user.kuid)? {
+        let Some(s) = ctx.app.sandbox.get(&name) else { continue };
+        // Busy is no misbehaviour, only a moment: try again later (503), the user stays whole.
+        let p = permit(ctx, &s)?;
+        // A failed call adds nothing to the overlay: the other strategies' deletes stand.
+        let outcome = calls.delete(&s, call(ctx, &p, &mut overlay, None), &user.kuid);
+        if let Err(e @ (CallError::Busy { .. } | CallError::PoolFull { .. })) = outcome {
+            return Err(call_error(&name, e));
+        }
+        if let Err(e) = answer(&s, outcome) {
+            s.metrics.forced_delete();
+            tracing::warn!(strategy = %name, kuid = %user.kuid, "user deleted although the strategy's delete failed: {}", e.message);
+        }
+    }
+    let mut changes_ = changes(&overlay);
+    changes_.push(Change::DeleteUser(user.kuid.clone()));
+    changes_.push(Tokens::revoke_user_change(&user.kuid));
+    commit(ctx, &changes_)
+}
