@@ -3,7 +3,7 @@
 #   make test        the whole test suite (what CI runs)
 #   make strategies  build the strategy components (wasm32-wasip2)
 #   make bench       benchmarks (never part of `make test`)
-#   make lint        rustfmt + clippy
+#   make lint        rustfmt + clippy + no import cycle between modules (make layers)
 
 # A failing command in a pipe (cargo bench | tee) fails the recipe.
 SHELL := /bin/bash
@@ -15,7 +15,7 @@ STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-template \
               hostile-chaos hostile-extra-import hostile-no-export
 COMPONENTIZE_PY_VERSION := 0.25.1
 
-.PHONY: run test strategies rust-strategies python-strategies wasm-target bench lint
+.PHONY: run test layers strategies rust-strategies python-strategies wasm-target bench lint
 
 wasm-target:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
@@ -43,7 +43,12 @@ run: rust-strategies
 	$(CARGO) build --release -p sandgate
 	./target/release/sandgate serve
 
-test: strategies
+# The crate's modules must not import each other in a cycle (see docs/architecture.md).
+layers:
+	python3 tools/check_cycles.py --self-test
+	python3 tools/check_cycles.py runtime/src
+
+test: layers strategies
 	$(CARGO) test -p sandgate -p strategy-totp
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk tests (sdk-tests/)"; exit 1; }
 	cd sdk-tests && npm ci --no-audit --no-fund && SANDGATE_BIN=../target/debug/sandgate npm test
@@ -56,7 +61,7 @@ bench: rust-strategies
 	$(CARGO) bench -p sandgate --features bench-native --bench sandbox | tee target/bench-micro.txt
 	python3 bench/http_bench.py
 
-lint: wasm-target
+lint: wasm-target layers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p sandgate --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p sandgate-strategy $(addprefix -p ,$(STRATEGIES)) -- -D warnings

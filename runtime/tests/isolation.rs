@@ -161,6 +161,40 @@ fn wasi_gives_nothing_and_no_state_survives_a_call() {
     }
 }
 
+/// One admission mechanism for every action that calls a strategy, not only logins: past its
+/// `max_concurrent_calls`, a request waits for a permit (up to `queue_ms`) instead of being
+/// refused at once, and no more than the cap ever run.
+#[test]
+fn every_action_waits_for_its_strategys_permit() {
+    let (s, admin) = setup(r#"{"max_concurrent_calls":2,"queue_ms":20000}"#);
+    s.user_with(&admin, "mallory", json!({ "chaos": {} }));
+    let base = s.base.clone();
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let (base, admin) = (base.clone(), admin.clone());
+            std::thread::spawn(move || {
+                let resp = reqwest::blocking::Client::new()
+                    .post(format!("{base}/credentials/chaos/mallory/_validate"))
+                    .bearer_auth(admin)
+                    .json(&json!({ "sleep_ms": 300 }))
+                    .send()
+                    .unwrap();
+                resp.json::<Value>().unwrap()
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while !checks.iter().all(|t| t.is_finished()) {
+        let running = s.get("/strategies/chaos", Some(&admin)).1["result"]["inFlight"].as_u64().unwrap();
+        most = most.max(running);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for got in checks.into_iter().map(|t| t.join().unwrap()) {
+        assert_eq!((got["status"].as_u64(), &got["result"]), (Some(200), &json!(true)), "waited, then ran: {got}");
+    }
+    assert!(most <= 2, "{most} calls ran at once, over max_concurrent_calls");
+}
+
 /// A slow strategy saturating its concurrency cap: the excess waits `limits.queue_ms` for a
 /// slot (without holding a worker) and is then refused (503); the other strategies stay fast.
 #[test]

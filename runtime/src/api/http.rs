@@ -2,8 +2,7 @@
 //! and the [`Response`] envelope back into HTTP. Nothing here knows what an action does.
 
 use super::dispatch::{self, next_connection_id};
-use super::router;
-use super::table::{Body, Verb};
+use super::table::{self, Body, Verb};
 use crate::app::App;
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
@@ -107,14 +106,14 @@ where
     }
     let verb = Verb::parse(method.as_str())
         .ok_or_else(|| fail(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])))?;
-    let Some((action, mut args)) = router::find(verb, path) else {
-        return Err(fail(if router::path_exists(path) {
+    let Some((action, mut args)) = table::route(verb, path) else {
+        return Err(fail(if table::path_exists(path) {
             KError::new(defs::NETWORK_HTTP_UNSUPPORTED_VERB, &[method.as_str()])
         } else {
             KError::new(defs::NETWORK_HTTP_URL_NOT_FOUND, &[path])
         }));
     };
-    for (k, v) in router::form_pairs(query) {
+    for (k, v) in form_pairs(query) {
         // URL placeholders win over query keys of the same name.
         args.entry(k).or_insert(Value::String(v));
     }
@@ -196,6 +195,11 @@ where
     Ok(req)
 }
 
+/// `a=1&b=x%20y` (a query string or a urlencoded form), decoded.
+pub fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(text.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
 /// `Authorization: Bearer <token>` (the scheme is matched case-insensitively, as Kuzzle does).
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let auth = header(headers, "authorization")?;
@@ -254,7 +258,7 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Option<Val
         "application/x-www-form-urlencoded" => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|e| KError::new(defs::NETWORK_HTTP_BODY_PARSE_FAILED, &[&e.to_string()]))?;
-            let form: Map<String, Value> = router::form_pairs(text).map(|(k, v)| (k, Value::String(v))).collect();
+            let form: Map<String, Value> = form_pairs(text).map(|(k, v)| (k, Value::String(v))).collect();
             Ok(Some(Value::Object(form)))
         }
         other => Err(KError::new(defs::NETWORK_HTTP_UNSUPPORTED_CONTENT, &[other])),
@@ -292,4 +296,13 @@ pub fn to_http(app: &App, response: Response, preflight: bool) -> warp::reply::R
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forms() {
+        let pairs: Vec<(String, String)> = super::form_pairs("a=1&b=x%20y+z&flag").collect();
+        assert_eq!(pairs, [("a".into(), "1".into()), ("b".into(), "x y z".into()), ("flag".into(), "".into())]);
+    }
 }

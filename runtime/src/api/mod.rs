@@ -1,9 +1,8 @@
-//! The API surface: the action table, the dispatcher every transport shares, HTTP routing
-//! over the table, and the transports themselves (HTTP with `/_query`, WebSocket).
+//! The API surface: the action table (and HTTP routing over it), the dispatcher every
+//! transport shares, and the transports themselves (HTTP with `/_query`, WebSocket).
 
 pub mod dispatch;
 pub mod http;
-pub mod router;
 pub mod table;
 pub mod ws;
 

@@ -1,8 +1,8 @@
 //! THE action table: one row per Kuzzle action, with everything every transport needs to
 //! know about it: who may call it, the function that answers, its HTTP routes, and its
-//! policies (login admission, cookie handling, upload body). HTTP routing, the WebSocket and
-//! `/_query` dispatch, `GET /_publicApi` and `auth:getMyRights` are all driven by it, so a
-//! new action is one row here plus its handler in `controllers/`.
+//! policies (login admission, cookie handling, upload body). HTTP routing ([`route`]), the
+//! WebSocket and `/_query` dispatch ([`find`]), `GET /_publicApi` and `auth:getMyRights` are
+//! all driven by it, so a new action is one row here plus its handler in `controllers/`.
 
 use crate::controllers::{auth, security, server, strategies};
 use crate::core::errors::KError;
@@ -106,141 +106,52 @@ impl Action {
 use Access::{Admin, Anyone, User};
 use Verb::{Delete, Get, Post, Put};
 
+// One row per line (rustfmt would spread each over seven): controller, action, who, handler,
+// HTTP routes (current paths first, then the older ones the SDK's static routes and older
+// clients use), then the row's policies.
+#[rustfmt::skip]
 pub const ACTIONS: &[Action] = &[
-    // auth. Older paths after the current ones: the SDK's static routes and older clients.
-    row(
-        "auth",
-        "login",
-        Anyone,
-        auth::login,
-        &[
-            (Post, "/_login/:strategy"),
-            (Get, "/_login/:strategy"),
-            // The seed's form: strategy (default "local") and expiresIn in the body.
-            (Post, "/_login"),
-        ],
-    )
-    .admission(crate::service::login::strategy_name)
-    .cookie(Cookie::Anonymous),
+    // auth. `POST /_login` is the seed's form: strategy (default "local") and expiresIn in the body.
+    row("auth", "login", Anyone, auth::login, &[(Post, "/_login/:strategy"), (Get, "/_login/:strategy"), (Post, "/_login")])
+        .admission(crate::service::login::strategy_name).cookie(Cookie::Anonymous),
     row("auth", "checkToken", Anyone, auth::check_token, &[(Post, "/_checkToken")]).cookie(Cookie::Anonymous),
     row("auth", "getCurrentUser", Anyone, auth::get_current_user, &[(Get, "/_me"), (Get, "/users/_me")]),
+    // logout checks the caller itself: in cookie mode a dead cookie is still cleared.
     row("auth", "logout", Anyone, auth::logout, &[(Post, "/_logout")]).cookie(Cookie::Tolerant),
     row("auth", "refreshToken", User, auth::refresh_token, &[(Post, "/_refreshToken")]).cookie(Cookie::Token),
     row("auth", "getMyRights", User, auth::get_my_rights, &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
     row("auth", "updateSelf", User, auth::update_self, &[(Put, "/_me"), (Put, "/_updateSelf")]),
     row("auth", "getStrategies", User, auth::get_strategies, &[(Get, "/strategies")]),
-    row(
-        "auth",
-        "getMyCredentials",
-        User,
-        auth::get_mine,
-        &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")],
-    ),
-    row(
-        "auth",
-        "credentialsExist",
-        User,
-        auth::exist_mine,
-        &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")],
-    ),
-    row(
-        "auth",
-        "createMyCredentials",
-        User,
-        auth::create_mine,
-        &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")],
-    ),
-    row(
-        "auth",
-        "updateMyCredentials",
-        User,
-        auth::update_mine,
-        &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")],
-    ),
-    row(
-        "auth",
-        "validateMyCredentials",
-        User,
-        auth::validate_mine,
-        &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")],
-    ),
-    row(
-        "auth",
-        "deleteMyCredentials",
-        User,
-        auth::delete_mine,
-        &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")],
-    ),
+    row("auth", "getMyCredentials", User, auth::get_mine,
+        &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")]),
+    row("auth", "credentialsExist", User, auth::exist_mine,
+        &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")]),
+    row("auth", "createMyCredentials", User, auth::create_mine,
+        &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")]),
+    row("auth", "updateMyCredentials", User, auth::update_mine,
+        &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")]),
+    row("auth", "validateMyCredentials", User, auth::validate_mine,
+        &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")]),
+    row("auth", "deleteMyCredentials", User, auth::delete_mine,
+        &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]),
     // security: users and their credentials. createFirstAdmin guards itself: it only works
     // while no admin exists.
-    row(
-        "security",
-        "createFirstAdmin",
-        Anyone,
-        security::create_first_admin,
-        &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")],
-    ),
-    row(
-        "security",
-        "createUser",
-        Admin,
-        security::create_user,
-        &[(Post, "/users/_create"), (Post, "/users/:_id/_create")],
-    ),
+    row("security", "createFirstAdmin", Anyone, security::create_first_admin,
+        &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")]),
+    row("security", "createUser", Admin, security::create_user, &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),
     row("security", "getUser", Admin, security::get_user, &[(Get, "/users/:_id")]),
     row("security", "deleteUser", Admin, security::delete_user, &[(Delete, "/users/:_id")]),
     row("security", "revokeTokens", Admin, security::revoke_tokens, &[(Delete, "/users/:_id/tokens")]),
     row("security", "getUserStrategies", Admin, security::get_user_strategies, &[(Get, "/users/:_id/_strategies")]),
-    row(
-        "security",
-        "createCredentials",
-        Admin,
-        security::create_credentials,
-        &[(Post, "/credentials/:strategy/:_id/_create")],
-    ),
-    row(
-        "security",
-        "updateCredentials",
-        Admin,
-        security::update_credentials,
-        &[(Put, "/credentials/:strategy/:_id/_update")],
-    ),
-    row(
-        "security",
-        "deleteCredentials",
-        Admin,
-        security::delete_credentials,
-        &[(Delete, "/credentials/:strategy/:_id")],
-    ),
+    row("security", "createCredentials", Admin, security::create_credentials, &[(Post, "/credentials/:strategy/:_id/_create")]),
+    row("security", "updateCredentials", Admin, security::update_credentials, &[(Put, "/credentials/:strategy/:_id/_update")]),
+    row("security", "deleteCredentials", Admin, security::delete_credentials, &[(Delete, "/credentials/:strategy/:_id")]),
     row("security", "getCredentials", Admin, security::get_credentials, &[(Get, "/credentials/:strategy/:_id")]),
-    row(
-        "security",
-        "getCredentialsById",
-        Admin,
-        security::get_credentials_by_id,
-        &[(Get, "/credentials/:strategy/:_id/_byId")],
-    ),
-    row(
-        "security",
-        "hasCredentials",
-        Admin,
-        security::has_credentials,
-        &[(Get, "/credentials/:strategy/:_id/_exists")],
-    ),
-    row(
-        "security",
-        "validateCredentials",
-        Admin,
-        security::validate_credentials,
-        &[(Post, "/credentials/:strategy/:_id/_validate")],
-    ),
-    row(
-        "security",
-        "getCredentialFields",
-        Admin,
-        security::credential_fields,
-        &[(Get, "/credentials/:strategy/_fields")],
-    ),
+    row("security", "getCredentialsById", Admin, security::get_credentials_by_id, &[(Get, "/credentials/:strategy/:_id/_byId")]),
+    row("security", "hasCredentials", Admin, security::has_credentials, &[(Get, "/credentials/:strategy/:_id/_exists")]),
+    row("security", "validateCredentials", Admin, security::validate_credentials,
+        &[(Post, "/credentials/:strategy/:_id/_validate")]),
+    row("security", "getCredentialFields", Admin, security::credential_fields, &[(Get, "/credentials/:strategy/_fields")]),
     row("security", "getAllCredentialFields", Admin, security::all_credential_fields, &[(Get, "/credentials/_fields")]),
     // strategies: upload, inspect, remove (`GET /strategies` is auth:getStrategies).
     row("strategies", "register", Admin, strategies::register, &[(Put, "/strategies/:name")]).upload(),
@@ -255,6 +166,58 @@ pub const ACTIONS: &[Action] = &[
 
 pub fn find(controller: &str, action: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.controller == controller && a.action == action)
+}
+
+/// Finds the action for `verb path`, with its placeholders bound. Among matches, the route
+/// with the most literal segments wins (`/users/_me` over `/users/:_id`).
+pub fn route(verb: Verb, path: &str) -> Option<(&'static Action, Map<String, Value>)> {
+    let path = path.trim_end_matches('/');
+    let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path[1..].split('/').collect() };
+    let mut best: Option<(&Action, Map<String, Value>, usize)> = None;
+    for action in ACTIONS {
+        for (v, pattern) in action.http {
+            if *v != verb {
+                continue;
+            }
+            if let Some((params, literals)) = matches(pattern, &segments)
+                && best.as_ref().is_none_or(|(_, _, l)| literals > *l)
+            {
+                best = Some((action, params, literals));
+            }
+        }
+    }
+    best.map(|(action, params, _)| (action, params))
+}
+
+/// The placeholders and the count of literal segments, if `pattern` matches.
+fn matches(pattern: &str, segments: &[&str]) -> Option<(Map<String, Value>, usize)> {
+    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').skip(1).collect();
+    if pattern.len() != segments.len() {
+        return None;
+    }
+    let mut params = Map::new();
+    let mut literals = 0;
+    for (p, s) in pattern.iter().zip(segments) {
+        if let Some(name) = p.strip_prefix(':') {
+            let value = decode_segment(s).filter(|v| !v.is_empty())?;
+            params.insert(name.to_string(), Value::String(value));
+        } else if p == s {
+            literals += 1;
+        } else {
+            return None;
+        }
+    }
+    Some((params, literals))
+}
+
+/// Whether some route has this path with another verb (for a 400 unsupported verb vs 404).
+pub fn path_exists(path: &str) -> bool {
+    [Verb::Get, Verb::Post, Verb::Put, Verb::Delete].iter().any(|v| route(*v, path).is_some())
+}
+
+/// A path segment, percent-decoded; `None` if it is not UTF-8.
+fn decode_segment(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
 }
 
 /// The table as the service layer sees it ([`Catalog`]).
@@ -281,6 +244,51 @@ impl Catalog for Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn name(found: Option<(&'static Action, Map<String, Value>)>) -> (&'static str, &'static str) {
+        let (a, _) = found.expect("a route");
+        (a.controller, a.action)
+    }
+
+    #[test]
+    fn literal_segments_win() {
+        let (action, params) = route(Get, "/users/_me").unwrap();
+        assert_eq!(action.action, "getCurrentUser");
+        assert!(params.is_empty());
+        let (action, params) = route(Get, "/users/alice").unwrap();
+        assert_eq!((action.controller, action.action), ("security", "getUser"));
+        assert_eq!(params["_id"], "alice");
+        let (action, params) = route(Post, "/_login/local").unwrap();
+        assert_eq!(action.action, "login");
+        assert_eq!(params["strategy"], "local");
+        assert_eq!(route(Post, "/_login").unwrap().1.len(), 0);
+        assert!(route(Get, "/nope").is_none());
+        assert!(route(Put, "/_login/local").is_none() && path_exists("/_login/local"));
+        assert_eq!(route(Get, "/users/a%20b").unwrap().1["_id"], "a b");
+        assert!(route(Get, "/users/%FF").is_none(), "not UTF-8");
+        assert_eq!(name(route(Get, "/")), ("server", "info"));
+    }
+
+    #[test]
+    fn every_route_is_reachable_and_none_is_ambiguous() {
+        for action in ACTIONS {
+            for (verb, pattern) in action.http {
+                let path = pattern.replace(":strategy", "local").replace(":_id", "someone").replace(":name", "x");
+                assert_eq!(name(route(*verb, &path)), (action.controller, action.action), "{pattern}");
+                // Another route matching the same path with as many literals would be a tie,
+                // decided by the table's order: there must be none.
+                let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+                let best = matches(pattern, &segments).unwrap().1;
+                for other in ACTIONS {
+                    for (v, p) in other.http.iter().filter(|(v, p)| v == verb && p != pattern) {
+                        if let Some((_, l)) = matches(p, &segments) {
+                            assert!(l != best, "{} {pattern} and {p} tie", v.name());
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn one_row_per_action() {

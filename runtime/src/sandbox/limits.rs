@@ -37,11 +37,12 @@ pub struct Limits {
     /// Log lines a call may emit (more are dropped and counted), and their length.
     pub max_log_lines: u32,
     pub max_log_line_bytes: usize,
-    /// Calls in flight per strategy. Logins beyond it wait (up to `queue_ms`, without holding
-    /// a thread), other calls are refused at once (503): one slow strategy cannot take every
-    /// worker.
+    /// Requests working with this strategy at once (each holds one permit, whatever its
+    /// number of calls, until its work has ended). Logins beyond it wait up to `queue_ms`
+    /// without holding a thread, other requests up to `queue_ms` on theirs; then 503. One slow
+    /// strategy cannot take every worker.
     pub max_concurrent_calls: u32,
-    /// How long a login waits for a slot of its strategy before a 503 (ms).
+    /// How long a request waits for a permit of the strategy before a 503 (ms).
     pub queue_ms: u64,
     /// Sandbox instances alive at once, across strategies (the pooling allocator's size).
     pub pool_instances: u32,

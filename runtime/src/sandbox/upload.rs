@@ -62,11 +62,7 @@ fn check_header(wasm: &[u8]) -> Result<(), UploadError> {
 
 /// The content hash a strategy is known by (`hash` in its info): sha256, hex.
 pub fn content_hash(wasm: &[u8]) -> String {
-    sha256_hex(wasm)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::core::ids::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    crate::core::ids::hex(ring::digest::digest(&ring::digest::SHA256, wasm).as_ref())
 }
 
 /// Interfaces a strategy may import: the WIT contract, and WASI p2 (linked with no capability).
@@ -283,7 +279,7 @@ pub(super) fn prepare(
             .unwrap_or_else(|_| "{}".into());
     check_header(wasm)?;
     check_interfaces(wasm)?;
-    let hash = sha256_hex(wasm);
+    let hash = content_hash(wasm);
     let Compiled { component, pending } = load(sandbox, wasm, &hash)?;
     let instance_pre = sandbox.linker.instantiate_pre(&component).map_err(|e| {
         let msg = format!("{e:#}");

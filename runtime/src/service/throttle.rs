@@ -48,7 +48,12 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
+/// Where the throttle reads the time: the system's monotonic clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// The throttle's state: counters keyed by digest, driven by the clock it is given.
 pub struct Throttle {
+    clock: Clock,
     logins_per_second: u32,
     max_failures: u32,
     max_address_failures: u32,
@@ -60,7 +65,12 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(limits: &LoginLimits, lockout_ms: i64) -> Self {
+        Throttle::with_clock(limits, lockout_ms, Arc::new(Instant::now))
+    }
+
+    pub fn with_clock(limits: &LoginLimits, lockout_ms: i64, clock: Clock) -> Self {
         Throttle {
+            clock,
             logins_per_second: limits.logins_per_second,
             max_failures: limits.max_failures,
             max_address_failures: limits.max_failures_per_address,
@@ -78,7 +88,7 @@ impl Throttle {
             return Ok(());
         }
         let mut map = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        let now = (self.clock)();
         let entry = map.entry(id).or_insert((now, 0));
         if now.duration_since(entry.0) >= Duration::from_secs(1) {
             *entry = (now, 0);
@@ -127,13 +137,13 @@ impl Throttle {
     fn locked_for(&self, id: &Id) -> Option<u64> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let until = map.get(id).and_then(|f| f.locked_until)?;
-        let now = Instant::now();
+        let now = (self.clock)();
         (until > now).then(|| (until - now).as_secs().max(1))
     }
 
     fn failed(&self, id: Id, threshold: u32) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        let now = (self.clock)();
         if !map.contains_key(&id) && map.len() >= self.capacity && !self.make_room(&mut map, now) {
             tracing::warn!("login failure counters are full of locked entries (login.failure_memory_bytes)");
             return;
@@ -345,6 +355,39 @@ mod tests {
             assert!(t.tracked() <= 100);
         }
         assert!(check(&t, "user:alice", RIGHT).is_err(), "the lock survived");
+    }
+
+    /// A test clock: starts now, moves only when told to.
+    fn manual() -> (Clock, Arc<Mutex<Instant>>) {
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let read = now.clone();
+        (Arc::new(move || *read.lock().unwrap()), now)
+    }
+
+    #[test]
+    fn locks_last_the_lockout_and_old_failures_are_forgotten() {
+        let (clock, now) = manual();
+        let limits = LoginLimits { max_failures: 2, ..Default::default() };
+        let t = Arc::new(Throttle::with_clock(&limits, 60_000, clock));
+        let advance = |secs: u64| *now.lock().unwrap() += Duration::from_secs(secs);
+        check(&t, "user:a", WRONG).unwrap();
+        check(&t, "user:a", WRONG).unwrap();
+        assert_eq!(check(&t, "user:a", RIGHT), Err(60), "locked for the whole lockout");
+        advance(59);
+        assert_eq!(check(&t, "user:a", RIGHT), Err(1));
+        advance(1);
+        assert!(check(&t, "user:a", RIGHT).is_ok(), "the lock has run out");
+        // Failures a lockout apart do not add up.
+        check(&t, "user:b", WRONG).unwrap();
+        advance(60);
+        check(&t, "user:b", WRONG).unwrap();
+        assert!(check(&t, "user:b", RIGHT).is_ok());
+        // The per-connection rate is per second of this clock too.
+        let t =
+            Throttle::with_clock(&LoginLimits { logins_per_second: 1, ..Default::default() }, 60_000, t.clock.clone());
+        assert!(t.connection(1).is_ok() && t.connection(1).is_err());
+        advance(1);
+        assert!(t.connection(1).is_ok());
     }
 
     #[test]

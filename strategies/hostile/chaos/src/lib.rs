@@ -138,6 +138,10 @@ impl Strategy for Chaos {
         if creds.get("arm") == Some(&Value::Bool(true)) {
             store::set("armed", "1").map_err(internal)?;
         }
+        // A slow check (a strategy asking a remote service): waits, not CPU.
+        if let Some(ms) = creds.get("sleep_ms").and_then(Value::as_u64) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         Ok(())
     }
 
