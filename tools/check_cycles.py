@@ -32,6 +32,11 @@ What counts as an import, in short:
     a child that names its parent's items (`use super::Thing;`) has one to the parent,
     so a `mod.rs` that re-exports from a child that uses `super::` is a cycle, on purpose.
 
+Rooms: the same imports, between the crate root's children (`crate::api` stands for every
+module under `api/`; lib.rs, the index, is none). Two rooms that import each other through
+different files make no module cycle, yet the layers are gone: that fails too (checked once
+the modules have no cycle, since a module cycle is already a room cycle or lies within one).
+
 Cycles are the strongly connected components of that graph (Tarjan). For every knot of
 modules the script prints cycles through it, one per line as `a -> b -> a`: every pair
 of modules that import each other directly, and a shortest cycle through each other
@@ -531,6 +536,28 @@ def find_cycles(g: Graph) -> list[list[str]]:
     return [list(c) for c in found]
 
 
+def rooms(g: Graph) -> Graph:
+    """The same imports between rooms: the crate root's children (`crate::api` holds
+    `crate::api::table`, ...). The root itself (lib.rs, the index) is no room."""
+
+    def room(m: str) -> str | None:
+        parts = m.split("::")
+        return "::".join(parts[:2]) if len(parts) > 1 else None
+
+    r = Graph()
+    for m in g.modules:
+        if room(m):
+            r.modules.setdefault(room(m), "")
+            r.edges.setdefault(room(m), set())
+    for a, bs in g.edges.items():
+        for b in bs:
+            ra, rb = room(a), room(b)
+            if ra and rb and ra != rb:
+                r.edges[ra].add(rb)
+                r.where.setdefault((ra, rb), g.where[(a, b)])
+    return r
+
+
 def check(src_dir: str, verbose: bool = False) -> int:
     g = build_graph(src_dir)
     if not g.modules:
@@ -539,16 +566,21 @@ def check(src_dir: str, verbose: bool = False) -> int:
     for msg in g.missing:
         print(f"warning: {msg}; paths into it count as its parent", file=sys.stderr)
     cycles = find_cycles(g)
-    if not cycles:
-        print(f"no import cycle among {len(g.modules)} modules ({g.n_edges} imports)")
+    r = rooms(g)
+    # Module cycles first: each one is a room cycle too, or lies within one room.
+    room_cycles = [] if cycles else find_cycles(r)
+    if not cycles and not room_cycles:
+        print(f"no import cycle among {len(g.modules)} modules ({g.n_edges} imports), nor among their {len(r.modules)} rooms")
         return 0
-    for cyc in cycles:
-        print(" -> ".join(cyc + [cyc[0]]))
-        if verbose:
-            for a, b in zip(cyc, cyc[1:] + cyc[:1]):
-                rel, line, text = g.where[(a, b)]
-                print(f"    {a} -> {b}: {rel}:{line} names {text}")
-    print(f"{len(cycles)} import cycle(s): the modules above import each other")
+    for graph, found, what in ((g, cycles, "modules"), (r, room_cycles, "rooms (top-level folders and files)")):
+        for cyc in found:
+            print(" -> ".join(cyc + [cyc[0]]))
+            if verbose:
+                for a, b in zip(cyc, cyc[1:] + cyc[:1]):
+                    rel, line, text = graph.where[(a, b)]
+                    print(f"    {a} -> {b}: {rel}:{line} names {text}")
+        if found:
+            print(f"{len(found)} import cycle(s): the {what} above import each other")
     return 1
 
 
@@ -577,17 +609,17 @@ def self_test() -> int:
     tree = {
         "lib.rs": "pub mod a;\npub mod b;\npub mod c;\npub use a::Top;\n",
         "main.rs": "use sandgate::a::Top;\nfn main() { sandgate::b::run(); }\n",
-        "a.rs": "use crate::b::X;\npub struct Top;\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n",
-        "b.rs": "use crate::c::d::Y;\npub struct X;\npub fn run() {}\n",
+        "a.rs": "use crate::b::X;\nuse crate::c::d::Y;\npub struct Top;\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n",
+        "b.rs": "pub struct X;\npub fn run() {}\n",
         "c/mod.rs": "pub mod d;\nuse super::b;\n",
         "c/d.rs": "pub struct Y;\nfn f() -> std::io::Result<()> { Ok(()) }\n",
     }
 
     def t1(g: Graph, cycles, code, out):
-        want = {("crate", "crate::a"), ("crate::a", "crate::b"), ("crate::b", "crate::c::d"), ("crate::c", "crate::b")}
+        want = {("crate", "crate::a"), ("crate::a", "crate::b"), ("crate::a", "crate::c::d"), ("crate::c", "crate::b")}
         assert code == 0 and not cycles, f"expected a pass, got exit {code}: {out!r}"
         assert edges_of(g) == want, f"edges {sorted(edges_of(g))} != {sorted(want)}"
-        assert out == "no import cycle among 5 modules (4 imports)\n", repr(out)
+        assert out == "no import cycle among 5 modules (4 imports), nor among their 3 rooms\n", repr(out)
 
     checks.append(("(1) a tree with no cycle passes", tree, t1))
 
@@ -716,6 +748,24 @@ def self_test() -> int:
         assert edges_of(g) == {("crate::a", "crate")}, f"edges {sorted(edges_of(g))}"
 
     checks.append(("(8) a declared module without a file is reported", missing, t8))
+
+    # (9) Two rooms that import each other through different files: no module cycle, but a
+    # room cycle (`a::x` needs `b::y`, which needs `a::z`).
+    knot = {
+        "lib.rs": "pub mod a;\npub mod b;\n",
+        "a/mod.rs": "pub mod x;\npub mod z;\n",
+        "a/x.rs": "use crate::b::y::Q;\n",
+        "a/z.rs": "pub struct Z;\n",
+        "b/mod.rs": "pub mod y;\n",
+        "b/y.rs": "pub struct Q;\npub fn f() -> crate::a::z::Z { crate::a::z::Z }\n",
+    }
+
+    def t9(g, cycles, code, out):
+        assert not cycles, f"no module cycle expected: {cycles}"
+        assert code == 1, f"expected a failure, got exit {code}: {out!r}"
+        assert "crate::a -> crate::b -> crate::a" in out and "the rooms" in out, repr(out)
+
+    checks.append(("(9) rooms that import each other fail", knot, t9))
 
     passed = 0
     for name, files, test in checks:

@@ -3,10 +3,10 @@
 //! logic compiled natively here, over the same SQLite store and the same host crypto.
 //! Prints medians and p99s; only ratios from one run compare (the machine is shared).
 
-use sandgate::app::StrategyStorage;
 use sandgate::sandbox::bindings::LoginRequest;
 use sandgate::sandbox::host::{Overlay, log::Tracing};
 use sandgate::sandbox::{Argon2Config, Backends, CallCtx, Limits, PasswordHasher, Sandbox, Strategy};
+use sandgate::service::app::StrategyStorage;
 use sandgate::store::Store;
 use sandgate::store::sqlite::Sqlite;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ fn request(credentials: &str) -> LoginRequest {
 
 fn create(sandbox: &Sandbox, store: &dyn Store, s: &Strategy, kuid: &str, creds: &str) -> String {
     let mut overlay = Overlay::default();
-    let permit = s.admit_blocking().unwrap();
+    let permit = s.try_admit().unwrap();
     let cx = CallCtx { permit: &permit, overlay: &mut overlay, request_id: "bench", guard: None };
     let info = sandbox.calls().create(s, cx, kuid, creds).unwrap().unwrap();
     store.commit(&sandgate::service::strategy::changes(&overlay)).unwrap();
@@ -59,7 +59,7 @@ fn create(sandbox: &Sandbox, store: &dyn Store, s: &Strategy, kuid: &str, creds:
 
 /// One login's sandbox work as the server does it: admission, then the call.
 fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
-    let permit = s.admit_blocking().unwrap();
+    let permit = s.try_admit().unwrap();
     let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None };
     sandbox.calls().verify(s, cx, req).unwrap().unwrap()
 }

@@ -133,7 +133,7 @@ fn serve(overrides: Overrides) -> anyhow::Result<()> {
 }
 
 fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()> {
-    use sandgate::app::offline;
+    use sandgate::service::app::offline;
     let config = load(&overrides)?;
     match action {
         StrategyCommand::Add { name, file, config: json, limits, replace } => {

@@ -1,12 +1,12 @@
 //! The one pipeline every request goes through, whatever its transport (Kuzzle's order,
-//! reference §2.4): controller and action present → cookie mode → token checked → caller
-//! loaded → rights → the action. Everything it knows about an action comes from its row in
+//! reference §2.4): controller and action present → one token (not a token and a cookie) →
+//! cookie mode → token checked → caller loaded → rights → the action. Everything it knows about an action comes from its row in
 //! the [`table`](super::table).
 
 use super::table::{self, Action, Cookie};
-use crate::app::App;
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Reply, Request, Response};
+use crate::service::app::App;
 use crate::service::context::{Admitted, Caller, Ctx};
 use crate::service::errors::{call_error, unexpected};
 use crate::service::{authn, cookie};
@@ -20,8 +20,9 @@ pub fn next_connection_id() -> u64 {
     CONNECTIONS.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Every transport's entry. A login first waits (without a thread) for a permit of its
-/// strategy, then every request waits for a worker and runs the pipeline on a blocking thread
+/// Every transport's entry. A request whose row names a strategy (a login, a credentials
+/// action) first waits, without a thread, for a permit of that strategy; then every request
+/// waits for a worker and runs the pipeline on a blocking thread
 /// (it touches the store and the sandbox). The permits are released once the work has
 /// really ended: the response handed back, then the call's Stores dropped and the next
 /// fresh instances built on the same thread.
@@ -79,9 +80,10 @@ fn pipeline(
     if req.action.is_empty() {
         return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["action"]));
     }
+    let token = token(req)?;
     let policy = action.map_or(Cookie::Ignored, |a| a.cookie);
     let cookie = policy != Cookie::Ignored && cookie::requested(req, app.config.cookie_auth)?;
-    let caller = caller(app, req, policy, cookie)?;
+    let caller = caller(app, token, policy, cookie)?;
     let Some(action) = action else {
         return Err(if table::ACTIONS.iter().any(|a| a.controller == req.controller) {
             KError::new(defs::API_PROCESS_ACTION_NOT_FOUND, &[&req.controller, &req.action])
@@ -118,8 +120,7 @@ pub fn token(req: &Request) -> Result<Option<&str>, KError> {
 
 /// Who is calling. In cookie mode, login and checkToken run anonymously and logout
 /// tolerates a dead cookie (it only has to clear it).
-fn caller(app: &App, req: &Request, policy: Cookie, cookie: bool) -> Result<Caller, KError> {
-    let token = token(req)?;
+fn caller(app: &App, token: Option<&str>, policy: Cookie, cookie: bool) -> Result<Caller, KError> {
     match (cookie, policy) {
         (true, Cookie::Anonymous) => Ok(Caller::anonymous()),
         (true, Cookie::Tolerant) => Ok(authn::authenticate(app, token).unwrap_or_default()),

@@ -3,9 +3,9 @@
 
 use super::dispatch::{self, next_connection_id};
 use super::table::{self, Body, Verb};
-use crate::app::App;
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
+use crate::service::app::App;
 use crate::service::authn;
 use crate::service::errors::unexpected;
 use bytes::{Buf, Bytes, BytesMut};

@@ -6,7 +6,7 @@ pub mod http;
 pub mod table;
 pub mod ws;
 
-use crate::app::App;
+use crate::service::app::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::{Filter, Reply};

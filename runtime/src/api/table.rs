@@ -72,7 +72,8 @@ pub struct Action {
     /// Its HTTP routes, `:name` being a placeholder, in the order `/_publicApi` lists them.
     pub http: &'static [(Verb, &'static str)],
     /// Admitted to the strategy this function names before the request takes a worker, waiting
-    /// (without a thread) for the strategy's `limits.queue_ms`.
+    /// (without a thread) up to the strategy's `limits.queue_ms`. The name it read is the
+    /// handler's too (`Ctx::target`).
     pub admission: Option<Target>,
     pub cookie: Cookie,
     pub body: Body,
@@ -103,6 +104,11 @@ impl Action {
     }
 }
 
+/// A login's strategy: the `strategy` argument, else `body.strategy`, else "local" (HTTP).
+const LOGIN_STRATEGY: Target = crate::service::login::strategy_name;
+/// The `strategy` argument (`/credentials/:strategy/...`).
+const STRATEGY_ARG: Target = crate::service::strategy::arg_name;
+
 use Access::{Admin, Anyone, User};
 use Verb::{Delete, Get, Post, Put};
 
@@ -113,7 +119,7 @@ use Verb::{Delete, Get, Post, Put};
 pub const ACTIONS: &[Action] = &[
     // auth. `POST /_login` is the seed's form: strategy (default "local") and expiresIn in the body.
     row("auth", "login", Anyone, auth::login, &[(Post, "/_login/:strategy"), (Get, "/_login/:strategy"), (Post, "/_login")])
-        .admission(crate::service::login::strategy_name).cookie(Cookie::Anonymous),
+        .admission(LOGIN_STRATEGY).cookie(Cookie::Anonymous),
     row("auth", "checkToken", Anyone, auth::check_token, &[(Post, "/_checkToken")]).cookie(Cookie::Anonymous),
     row("auth", "getCurrentUser", Anyone, auth::get_current_user, &[(Get, "/_me"), (Get, "/users/_me")]),
     // logout checks the caller itself: in cookie mode a dead cookie is still cleared.
@@ -123,17 +129,21 @@ pub const ACTIONS: &[Action] = &[
     row("auth", "updateSelf", User, auth::update_self, &[(Put, "/_me"), (Put, "/_updateSelf")]),
     row("auth", "getStrategies", User, auth::get_strategies, &[(Get, "/strategies")]),
     row("auth", "getMyCredentials", User, auth::get_mine,
-        &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")]),
+        &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
     row("auth", "credentialsExist", User, auth::exist_mine,
-        &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")]),
+        &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")])
+        .admission(STRATEGY_ARG),
     row("auth", "createMyCredentials", User, auth::create_mine,
-        &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")]),
+        &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")])
+        .admission(STRATEGY_ARG),
     row("auth", "updateMyCredentials", User, auth::update_mine,
-        &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")]),
+        &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")])
+        .admission(STRATEGY_ARG),
     row("auth", "validateMyCredentials", User, auth::validate_mine,
-        &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")]),
+        &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")])
+        .admission(STRATEGY_ARG),
     row("auth", "deleteMyCredentials", User, auth::delete_mine,
-        &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]),
+        &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
     // security: users and their credentials. createFirstAdmin guards itself: it only works
     // while no admin exists.
     row("security", "createFirstAdmin", Anyone, security::create_first_admin,
@@ -143,14 +153,20 @@ pub const ACTIONS: &[Action] = &[
     row("security", "deleteUser", Admin, security::delete_user, &[(Delete, "/users/:_id")]),
     row("security", "revokeTokens", Admin, security::revoke_tokens, &[(Delete, "/users/:_id/tokens")]),
     row("security", "getUserStrategies", Admin, security::get_user_strategies, &[(Get, "/users/:_id/_strategies")]),
-    row("security", "createCredentials", Admin, security::create_credentials, &[(Post, "/credentials/:strategy/:_id/_create")]),
-    row("security", "updateCredentials", Admin, security::update_credentials, &[(Put, "/credentials/:strategy/:_id/_update")]),
-    row("security", "deleteCredentials", Admin, security::delete_credentials, &[(Delete, "/credentials/:strategy/:_id")]),
-    row("security", "getCredentials", Admin, security::get_credentials, &[(Get, "/credentials/:strategy/:_id")]),
-    row("security", "getCredentialsById", Admin, security::get_credentials_by_id, &[(Get, "/credentials/:strategy/:_id/_byId")]),
-    row("security", "hasCredentials", Admin, security::has_credentials, &[(Get, "/credentials/:strategy/:_id/_exists")]),
+    row("security", "createCredentials", Admin, security::create_credentials, &[(Post, "/credentials/:strategy/:_id/_create")])
+        .admission(STRATEGY_ARG),
+    row("security", "updateCredentials", Admin, security::update_credentials, &[(Put, "/credentials/:strategy/:_id/_update")])
+        .admission(STRATEGY_ARG),
+    row("security", "deleteCredentials", Admin, security::delete_credentials, &[(Delete, "/credentials/:strategy/:_id")])
+        .admission(STRATEGY_ARG),
+    row("security", "getCredentials", Admin, security::get_credentials, &[(Get, "/credentials/:strategy/:_id")])
+        .admission(STRATEGY_ARG),
+    row("security", "getCredentialsById", Admin, security::get_credentials_by_id, &[(Get, "/credentials/:strategy/:_id/_byId")])
+        .admission(STRATEGY_ARG),
+    row("security", "hasCredentials", Admin, security::has_credentials, &[(Get, "/credentials/:strategy/:_id/_exists")])
+        .admission(STRATEGY_ARG),
     row("security", "validateCredentials", Admin, security::validate_credentials,
-        &[(Post, "/credentials/:strategy/:_id/_validate")]),
+        &[(Post, "/credentials/:strategy/:_id/_validate")]).admission(STRATEGY_ARG),
     row("security", "getCredentialFields", Admin, security::credential_fields, &[(Get, "/credentials/:strategy/_fields")]),
     row("security", "getAllCredentialFields", Admin, security::all_credential_fields, &[(Get, "/credentials/_fields")]),
     // strategies: upload, inspect, remove (`GET /strategies` is auth:getStrategies).

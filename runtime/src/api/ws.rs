@@ -4,9 +4,9 @@
 //! a frame that is not JSON gets `network.websocket.unexpected_error` and the socket lives on.
 
 use super::dispatch::{self, next_connection_id};
-use crate::app::App;
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
+use crate::service::app::App;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::sync::Arc;

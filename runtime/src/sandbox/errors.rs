@@ -26,7 +26,8 @@ pub enum CallError {
     ReturnTooLarge { cap_bytes: usize },
     /// The input was larger than `max_input_bytes`.
     InputTooLarge { cap_bytes: usize },
-    /// The strategy had `cap` calls in flight for all of `waited_ms` (`limits.queue_ms`).
+    /// All `cap` permits of the strategy were held by other requests, for all of `waited_ms`
+    /// (`limits.queue_ms`; 0 for a request that may not wait).
     Busy { cap: u32, waited_ms: u64 },
     /// Every instance slot of the pool is taken (`limits.pool_instances`), whatever the strategy.
     PoolFull { cap: u32 },
@@ -51,8 +52,11 @@ impl std::fmt::Display for CallError {
             CallError::InputTooLarge { cap_bytes } => {
                 write!(f, "input exceeds {cap_bytes} bytes (limits.max_input_bytes)")
             }
+            CallError::Busy { cap, waited_ms: 0 } => {
+                write!(f, "has {cap} requests in flight (limits.max_concurrent_calls)")
+            }
             CallError::Busy { cap, waited_ms } => {
-                write!(f, "has had {cap} calls in flight for {waited_ms} ms (limits.max_concurrent_calls)")
+                write!(f, "has had {cap} requests in flight for {waited_ms} ms (limits.max_concurrent_calls)")
             }
             CallError::PoolFull { cap } => {
                 write!(f, "cannot start: all {cap} instance slots are in use (limits.pool_instances)")
@@ -148,3 +152,4 @@ impl std::fmt::Display for UploadError {
         f.write_str(&self.0)
     }
 }
+impl std::error::Error for UploadError {}

@@ -38,8 +38,9 @@ pub struct Limits {
     pub max_log_lines: u32,
     pub max_log_line_bytes: usize,
     /// Requests working with this strategy at once (each holds one permit, whatever its
-    /// number of calls, until its work has ended). Logins beyond it wait up to `queue_ms`
-    /// without holding a thread, other requests up to `queue_ms` on theirs; then 503. One slow
+    /// number of calls, until its work has ended). Logins and credentials actions beyond it
+    /// wait up to `queue_ms` before taking a worker thread, then 503; a request that finds it
+    /// full only once on a worker (creating or deleting a user) gets the 503 at once. One slow
     /// strategy cannot take every worker.
     pub max_concurrent_calls: u32,
     /// How long a request waits for a permit of the strategy before a 503 (ms).

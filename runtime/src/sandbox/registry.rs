@@ -87,7 +87,7 @@ impl Sandbox {
         limits: &str,
         fields: Option<Vec<String>>,
     ) -> Result<Strategy, UploadError> {
-        upload::prepare(&self.workshop(), name, wasm, config, limits, fields, self.metrics_for(name))
+        upload::prepare(&self.workshop(), name, wasm, config, limits, fields, || self.metrics_for(name))
     }
 
     /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.

@@ -29,8 +29,9 @@ pub struct Strategy {
     pub limit_overrides: String,
     pub metrics: Arc<StrategyMetrics>,
     /// `limits.max_concurrent_calls` permits. A request holds one from before it takes a
-    /// worker (for a login) or before its first call, until its work has really ended: the
-    /// response sent, its Stores dropped, the next fresh instances built.
+    /// worker (an action whose row names its strategy: logins, credentials) or from its first
+    /// call (creating or deleting a user), until its work has really ended: the response
+    /// sent, its Stores dropped, the next fresh instances built.
     permits: Arc<Semaphore>,
     /// Calls running in the sandbox right now (a gauge for `info`; it refuses nothing).
     running: AtomicU32,
@@ -73,22 +74,17 @@ impl Strategy {
         let wait = Duration::from_millis(self.limits.queue_ms);
         match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(self.permit(permit)),
-            _ => Err(self.busy()),
+            _ => Err(self.busy(self.limits.queue_ms)),
         }
     }
 
-    /// The same from a blocking thread (a request's call of a strategy it was not admitted to
-    /// beforehand): waits up to `limits.queue_ms` too, looking again every few milliseconds.
-    pub fn admit_blocking(&self) -> Result<Permit, CallError> {
-        let deadline = std::time::Instant::now() + Duration::from_millis(self.limits.queue_ms);
-        loop {
-            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                return Ok(self.permit(permit));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(self.busy());
-            }
-            std::thread::sleep(Duration::from_millis(2));
+    /// A free permit, or `Busy` at once: for a request already on a worker thread (one that
+    /// calls a strategy it was not admitted to beforehand), which must not hold its worker
+    /// waiting for a strategy.
+    pub fn try_admit(&self) -> Result<Permit, CallError> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(self.permit(permit)),
+            Err(_) => Err(self.busy(0)),
         }
     }
 
@@ -96,9 +92,9 @@ impl Strategy {
         Permit { strategy: self as *const Strategy as usize, _permit: permit }
     }
 
-    fn busy(&self) -> CallError {
+    fn busy(&self, waited_ms: u64) -> CallError {
         self.metrics.record(Outcome::Busy, None, None);
-        CallError::Busy { cap: self.limits.max_concurrent_calls, waited_ms: self.limits.queue_ms }
+        CallError::Busy { cap: self.limits.max_concurrent_calls, waited_ms }
     }
 
     /// Whether `permit` admits calls of this strategy (this very registration).

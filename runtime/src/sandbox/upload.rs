@@ -262,7 +262,7 @@ pub(super) fn prepare(
     config: &str,
     limits: &str,
     known_fields: Option<Vec<String>>,
-    metrics: Arc<StrategyMetrics>,
+    metrics: impl FnOnce() -> Arc<StrategyMetrics>,
 ) -> Result<Strategy, UploadError> {
     if !valid_name(name) {
         return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
@@ -294,7 +294,8 @@ pub(super) fn prepare(
     })?;
     let pre = StrategyPre::new(instance_pre)
         .map_err(|e| refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}")))?;
-    let mut strategy = Strategy::new(name, pre, merged, metrics);
+    // Its counters exist from here on (a refused upload leaves none behind in /metrics).
+    let mut strategy = Strategy::new(name, pre, merged, metrics());
     strategy.config = Arc::from(config_value.to_string());
     strategy.hash = hash.clone();
     strategy.size = wasm.len();
@@ -305,7 +306,8 @@ pub(super) fn prepare(
         None => {
             let refused =
                 |e: super::errors::CallError| refuse(format!("the strategy failed its first call (fields): it {e}"));
-            let permit = strategy.admit_blocking().map_err(refused)?;
+            // A strategy nobody else can call yet: its permit is free.
+            let permit = strategy.try_admit().map_err(refused)?;
             let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "upload", guard: None };
             sandbox.calls.fields(&strategy, cx).map_err(refused)?.unwrap_or_default()
         }

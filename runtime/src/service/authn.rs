@@ -1,8 +1,8 @@
 //! Authentication of a request: its token, checked, becomes a [`Caller`].
 
 use super::context::Caller;
-use crate::app::App;
 use crate::core::errors::{KError, defs};
+use crate::service::app::App;
 
 /// No token: anonymous. A token that fails (bad, revoked, expired, or whose user is gone)
 /// fails the request, even for login and checkToken, as Kuzzle does.

@@ -1,10 +1,10 @@
 //! What every handler is given: the server, the request, who is calling, and what the
 //! dispatcher already decided about this request (cookie mode, strategy admissions).
 
-use crate::app::App;
 use crate::core::errors::KError;
 use crate::protocol::{Reply, Request};
 use crate::sandbox::{Permit, Strategy};
+use crate::service::app::App;
 use crate::store::User;
 use crate::tokens::Session;
 use serde_json::Value;
@@ -74,18 +74,14 @@ impl Admitted {
         self.list().push((strategy, Arc::new(permit)));
     }
 
-    /// The strategy this request was admitted to under `name`, if any.
-    pub fn named(&self, name: &str) -> Option<Arc<Strategy>> {
-        self.list().iter().find(|(s, _)| s.name == name).map(|(s, _)| s.clone())
-    }
-
-    /// This request's permit for `strategy`, taken now (waiting up to its `queue_ms`) if the
-    /// request holds none yet. A request holds one permit per strategy, whatever its calls.
+    /// This request's permit for `strategy`: the one the dispatcher took, or one taken now
+    /// if free (a worker never waits for a strategy). One per strategy, whatever its calls;
+    /// a strategy replaced since the admission is the new version, with a permit of its own.
     pub fn permit(&self, strategy: &Arc<Strategy>) -> Result<Arc<Permit>, crate::sandbox::CallError> {
         if let Some((_, p)) = self.list().iter().find(|(_, p)| strategy.admits(p)) {
             return Ok(p.clone());
         }
-        let permit = Arc::new(strategy.admit_blocking()?);
+        let permit = Arc::new(strategy.try_admit()?);
         self.list().push((strategy.clone(), permit.clone()));
         Ok(permit)
     }
@@ -97,7 +93,8 @@ pub struct Ctx<'a> {
     pub caller: Caller,
     /// This request is in cookie mode (`cookieAuth`): decided once, by the dispatcher.
     pub cookie: bool,
-    /// The login's strategy name, as the dispatcher read it (before admitting the request).
+    /// The strategy the request names, as the dispatcher read it to admit the request (the
+    /// row's `admission`); `None` for actions without one.
     pub target: Option<Result<String, KError>>,
     pub admitted: &'a Admitted,
     pub api: &'a dyn Catalog,

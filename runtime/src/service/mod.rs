@@ -1,9 +1,11 @@
-//! The service layer: what the controllers stand on. The request context ([`context::Ctx`]),
+//! The service layer: what the controllers stand on. The running server's parts ([`app::App`]:
+//! the store, the sandbox, the tokens, the throttle) and start-up, the request context ([`context::Ctx`]),
 //! authentication of a token into a caller, the strategy-call glue, the credentials and
 //! users operations, logging in, cookie mode, login throttling, and the one place where lower
 //! failures become Kuzzle errors ([`errors`]). Nothing here knows about HTTP or the action
 //! table.
 
+pub mod app;
 pub mod authn;
 pub mod context;
 pub mod cookie;

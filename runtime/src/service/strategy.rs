@@ -4,28 +4,33 @@
 
 use super::context::Ctx;
 use crate::core::errors::{KError, defs};
+use crate::protocol::Request;
 use crate::sandbox::host::Overlay;
 use crate::sandbox::{CallCtx, Permit, ReadGuardArc, Strategy};
 use crate::store::Change;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The registered strategy named `name` (the one this request was admitted to, if it was),
-/// or 400 `security.credentials.unknown_strategy`.
+/// The strategy registered as `name` now, or 400 `security.credentials.unknown_strategy`.
+/// Looked up when the handler runs, not when the request was admitted: a strategy removed or
+/// replaced meanwhile is gone, or the new version, as for a request that arrives now.
 pub fn named(ctx: &Ctx, name: &str) -> Result<Arc<Strategy>, KError> {
-    ctx.admitted
-        .named(name)
-        .or_else(|| ctx.app.sandbox.get(name))
-        .ok_or_else(|| KError::new(defs::SECURITY_CREDENTIALS_UNKNOWN_STRATEGY, &[name]))
+    ctx.app.sandbox.get(name).ok_or_else(|| KError::new(defs::SECURITY_CREDENTIALS_UNKNOWN_STRATEGY, &[name]))
 }
 
-/// The `strategy` argument, required.
-pub fn from_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
-    match ctx.req.args.get("strategy") {
+/// The `strategy` argument, required (the credentials actions' admission reads it).
+pub fn arg_name(req: &Request) -> Result<String, KError> {
+    match req.args.get("strategy") {
         None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["strategy"])),
-        Some(Value::String(name)) => named(ctx, name),
+        Some(Value::String(name)) => Ok(name.clone()),
         Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["strategy", "string"])),
     }
+}
+
+/// The strategy the `strategy` argument names, as the dispatcher read it if it did.
+pub fn from_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
+    let name = ctx.target.clone().unwrap_or_else(|| arg_name(ctx.req))?;
+    named(ctx, &name)
 }
 
 /// This request's admission to `s` (taken on its first call of `s`).

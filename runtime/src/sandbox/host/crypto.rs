@@ -36,7 +36,7 @@ impl CryptoView<'_> {
     fn count_hash(&mut self) -> wasmtime::Result<()> {
         self.meter.count()?;
         let max = self.meter.limits.max_hash_calls;
-        // Refused before computing: `hash_calls` counts the hashes the host actually ran.
+        // Refused before computing: `hash_calls` counts the hashing calls the host granted.
         if self.crypto.hash_calls >= max {
             return Err(LimitHit::HashCalls(max).into());
         }

@@ -34,15 +34,13 @@ impl App {
     /// Everything but the network. Blocking: call before the runtime serves requests.
     pub fn start(config: Config) -> anyhow::Result<Arc<App>> {
         let store: Arc<dyn Store> = Arc::new(
-            Sqlite::open(&config.data_dir)
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| format!("data directory {}", config.data_dir.display()))?,
+            Sqlite::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?,
         );
         let secret = token_secret(&config, &*store)?;
-        let tokens = Tokens::new(config.tokens.clone(), &secret, &*store).map_err(|e| anyhow!("{e}"))?;
+        let tokens = Tokens::new(config.tokens.clone(), &secret, &*store)?;
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(&config, store.clone(), hasher.clone())?;
-        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        let stored = store.strategies()?;
         if !stored.iter().any(|s| s.name == "local") {
             install_bundled(&sandbox)?;
         }
@@ -119,11 +117,11 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
         "[!] Sandgate is using a generated seed for authentication. This is suitable for development \
          but should NEVER be used in production (set tokens.secret)."
     );
-    if let Some(saved) = store.meta_get(SECRET_KEY).map_err(|e| anyhow!("{e}"))? {
+    if let Some(saved) = store.meta_get(SECRET_KEY)? {
         return Ok(saved.into_bytes());
     }
     let hex = crate::core::ids::hex(&crate::core::ids::random::<256>());
-    store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }]).map_err(|e| anyhow!("{e}"))?;
+    store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }])?;
     Ok(hex.into_bytes())
 }
 
@@ -134,7 +132,7 @@ pub mod offline {
     use crate::store::StoredStrategy;
 
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
-        let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?);
+        let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir)?);
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(config, store.clone(), hasher)?;
         Ok((store, sandbox))
@@ -151,37 +149,35 @@ pub mod offline {
     ) -> anyhow::Result<String> {
         let (store, sandbox) = open(config)?;
         let hash = crate::sandbox::upload::content_hash(&wasm);
-        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        let stored = store.strategies()?;
         let config_of = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
         let same_code = stored
             .iter()
             .any(|s| s.name == name && s.hash == hash && config_of(&s.config) == config_of(strategy_config));
-        if !same_code && !replace && store.has_links(name).map_err(|e| anyhow!("{e}"))? {
+        if !same_code && !replace && store.has_links(name)? {
             anyhow::bail!(
                 "{name} holds users' credentials: the new component would log them in (add --replace to confirm)"
             );
         }
-        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, None).map_err(|e| anyhow!("{e}"))?;
+        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, None)?;
         let config_text =
             if strategy_config.trim().is_empty() { "{}".to_string() } else { strategy_config.to_string() };
         let limits_text = if limits.trim().is_empty() { "{}".to_string() } else { limits.to_string() };
-        store
-            .commit(&[Change::PutStrategy(StoredStrategy {
-                name: name.to_string(),
-                wasm,
-                hash: hash.clone(),
-                config: config_text,
-                limits: limits_text,
-                registered_at_ms: strategy.registered_at_ms,
-                fields: Some(strategy.fields.clone()),
-            })])
-            .map_err(|e| anyhow!("{e}"))?;
+        store.commit(&[Change::PutStrategy(StoredStrategy {
+            name: name.to_string(),
+            wasm,
+            hash: hash.clone(),
+            config: config_text,
+            limits: limits_text,
+            registered_at_ms: strategy.registered_at_ms,
+            fields: Some(strategy.fields.clone()),
+        })])?;
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
     }
 
     pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
-        let store = Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?;
-        let stored = store.strategies().map_err(|e| anyhow!("{e}"))?;
+        let store = Sqlite::open(&config.data_dir)?;
+        let stored = store.strategies()?;
         let mut lines = Vec::new();
         if !stored.iter().any(|s| s.name == "local") {
             lines.push(format!("local\tbundled\t{} bytes", BUNDLED_LOCAL.len()));
@@ -194,10 +190,10 @@ pub mod offline {
     }
 
     pub fn remove(config: &Config, name: &str) -> anyhow::Result<()> {
-        let store = Sqlite::open(&config.data_dir).map_err(|e| anyhow!("{e}"))?;
-        if !store.strategies().map_err(|e| anyhow!("{e}"))?.iter().any(|s| s.name == name) {
+        let store = Sqlite::open(&config.data_dir)?;
+        if !store.strategies()?.iter().any(|s| s.name == name) {
             anyhow::bail!("no uploaded strategy named {name:?}");
         }
-        store.commit(&[Change::DeleteStrategy(name.to_string())]).map_err(|e| anyhow!("{e}"))
+        Ok(store.commit(&[Change::DeleteStrategy(name.to_string())])?)
     }
 }
