@@ -195,6 +195,40 @@ fn every_action_waits_for_its_strategys_permit() {
     assert!(most <= 2, "{most} calls ran at once, over max_concurrent_calls");
 }
 
+/// A request that finds its strategy full only once it is on a worker thread (a user created
+/// with credentials) is refused at once: worker threads never wait for a strategy, so slow
+/// strategies cannot tie up the worker pool.
+#[test]
+fn a_worker_never_waits_for_a_strategy() {
+    let (s, admin) =
+        setup(r#"{"max_concurrent_calls":1,"queue_ms":30000,"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#);
+    s.user_with(&admin, "mallory", json!({ "chaos": {} }));
+    let base = s.base.clone();
+    let slow = std::thread::spawn(move || {
+        let body = json!({ "mode": "slow", "ms": 3000, "kuid": "mallory" });
+        reqwest::blocking::Client::new().post(format!("{base}/_login/chaos")).json(&body).send().unwrap().status()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get("/strategies/chaos", Some(&admin)).1["result"]["inFlight"] != 1 {
+        assert!(Instant::now() < deadline, "the slow login never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let start = Instant::now();
+    let got = s.post(
+        "/users/eve/_create",
+        json!({ "content": { "profileIds": ["default"] }, "credentials": { "chaos": {} } }),
+        Some(&admin),
+    );
+    assert_error(&got, 503, "plugin.sandbox.busy");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "refused at once, not after queue_ms (30 s): {:?}",
+        start.elapsed()
+    );
+    assert_eq!(s.get("/users/eve", Some(&admin)).0, 404, "nothing was left behind");
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
 /// A slow strategy saturating its concurrency cap: the excess waits `limits.queue_ms` for a
 /// slot (without holding a worker) and is then refused (503); the other strategies stay fast.
 #[test]
