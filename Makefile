@@ -2,7 +2,7 @@
 #   make run         build strategies + server (release) and serve on 127.0.0.1:7512
 #   make test        the whole test suite (what CI runs)
 #   make strategies  build the strategy components (wasm32-wasip2)
-#   make bench       benchmarks (never part of `make test`)
+#   make bench       benchmarks, side by side with native and Node baselines (never part of `make test`)
 #   make lint        rustfmt + clippy + no import cycle between modules (make layers)
 
 # A failing command in a pipe (cargo bench | tee) fails the recipe.
@@ -57,9 +57,13 @@ test: layers strategies
 bench: rust-strategies
 	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)…"; \
 	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || { echo "error: wrk could not be installed"; exit 1; }; }
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the Node baseline (bench/baseline-node)"; exit 1; }
 	$(CARGO) build --release -p sandgate --features bench-native
+	$(CARGO) build --release -p baseline-native
+	cd bench/baseline-node && npm ci --no-audit --no-fund
 	$(CARGO) bench -p sandgate --features bench-native --bench sandbox | tee target/bench-micro.txt
 	python3 bench/http_bench.py
+	python3 bench/side_by_side.py
 
 lint: wasm-target layers
 	$(CARGO) fmt --all -- --check

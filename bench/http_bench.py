@@ -269,7 +269,7 @@ def write_report(r):
         ("start-up to healthy with 20 strategies ≤ 150 ms", f"{r['startup_20'] * 1000:.0f} ms", r["startup_20"] <= 0.150),
         ("upload of a ~200 KB component to first login ≤ 400 ms", f"{r['upload_to_login'] * 1000:.0f} ms", r["upload_to_login"] <= 0.400),
         ("RSS ≤ 150 MiB with 256 connections logging in", f"{r['rss_peak_mib']:.0f} MiB", r["rss_peak_mib"] <= 150),
-        ("apikey under attack vs alone (same wrk settings; reported, no target)", f"{r['apikey_attack']['rps'] / r['apikey_1t']['rps']:.2f} ×", True),
+        ("apikey under attack (8 connections on an infinite loop) ≥ 0.5 × alone (same wrk settings)", f"{r['apikey_attack']['rps'] / r['apikey_1t']['rps']:.2f} ×", r['apikey_attack']['rps'] / r['apikey_1t']['rps'] >= 0.5),
     ]
     text = f"""# Performance
 

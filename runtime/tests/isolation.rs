@@ -214,12 +214,12 @@ fn a_worker_never_waits_for_a_strategy() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let start = Instant::now();
-    let got = s.post(
-        "/users/eve/_create",
-        json!({ "content": { "profileIds": ["default"] }, "credentials": { "chaos": {} } }),
-        Some(&admin),
-    );
-    assert_error(&got, 503, "plugin.sandbox.busy");
+    let body = json!({ "content": { "profileIds": ["default"] }, "credentials": { "chaos": {} } });
+    let bearer = format!("Bearer {admin}");
+    let (status, headers, json) =
+        s.send("POST", "/users/eve/_create", Some(body.to_string()), &[("authorization", bearer.as_str())]);
+    assert_error(&(status, json), 503, "plugin.sandbox.busy");
+    assert_eq!(headers["retry-after"], "1", "a busy answer says when to try again");
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "refused at once, not after queue_ms (30 s): {:?}",
@@ -227,6 +227,39 @@ fn a_worker_never_waits_for_a_strategy() {
     );
     assert_eq!(s.get("/users/eve", Some(&admin)).0, 404, "nothing was left behind");
     assert_eq!(slow.join().unwrap(), 200);
+}
+
+/// The health check needs no worker thread: with every worker busy on a slow login, it still
+/// answers at once (it runs on the reactor; a request with a token would need a worker to
+/// read its user).
+#[test]
+fn the_health_check_answers_while_every_worker_is_busy() {
+    let s = TestServer::with_config("[server]\nmax_concurrent_requests = 1\n");
+    let admin = s.admin();
+    let limits = r#"{"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#;
+    s.register(&admin, "chaos", "hostile_chaos", &format!("?limits={}", urlencode(limits)));
+    s.user_with(&admin, "mallory", json!({ "chaos": {} }));
+    let base = s.base.clone();
+    let slow = std::thread::spawn(move || {
+        let body = json!({ "mode": "slow", "ms": 3000, "kuid": "mallory" });
+        reqwest::blocking::Client::new().post(format!("{base}/_login/chaos")).json(&body).send().unwrap().status()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The slow login holds the only worker once it runs (`inFlight` needs the admin's token,
+    // hence a worker: poll the metrics instead, which need none).
+    while !metrics_show_a_call_running(&s) {
+        assert!(Instant::now() < deadline, "the slow login never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, body) = s.get("/_healthcheck", None);
+    assert_eq!((status, body["result"]["status"].as_str()), (200, Some("green")));
+    assert!(!slow.is_finished(), "the health check waited for the worker");
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
+fn metrics_show_a_call_running(s: &TestServer) -> bool {
+    let text = reqwest::blocking::get(s.url("/metrics")).unwrap().text().unwrap();
+    text.lines().any(|l| l == "sandgate_strategy_calls_in_flight{strategy=\"chaos\"} 1")
 }
 
 /// A slow strategy saturating its concurrency cap: the excess waits `limits.queue_ms` for a

@@ -29,6 +29,10 @@ pub fn next_connection_id() -> u64 {
 pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
     let action = table::find(&req.controller, &req.action);
     let admitted = Admitted::default();
+    // Nothing to wait for: answered here, on the reactor (the health check under load).
+    if action.is_some_and(|a| a.inline) && req.jwt.is_none() && req.cookie_token.is_none() {
+        return handle(&app, &req, action, None, &admitted);
+    }
     let target = action.and_then(|a| a.admission).map(|name_of| name_of(&req));
     if let Some(Ok(name)) = &target
         && let Some(strategy) = app.sandbox.get(name)

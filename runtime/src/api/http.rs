@@ -282,6 +282,10 @@ pub fn to_http(app: &App, response: Response, preflight: bool) -> warp::reply::R
     if let Ok(v) = HeaderValue::from_str(&response.request_id) {
         h.insert("x-kuzzle-request-id", v);
     }
+    // Busy (a strategy's permits, the instance pool): worth trying again in a moment.
+    if response.status == 503 {
+        h.insert("retry-after", HeaderValue::from_static("1"));
+    }
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     h.insert("access-control-allow-methods", HeaderValue::from_static("GET,POST,PUT,DELETE,OPTIONS,HEAD"));
     h.insert(

@@ -77,6 +77,9 @@ pub struct Action {
     pub admission: Option<Target>,
     pub cookie: Cookie,
     pub body: Body,
+    /// Runs on the reactor, without a worker thread, when the request carries no token: the
+    /// handler touches neither the store nor the sandbox (checking a token reads the user).
+    pub inline: bool,
 }
 
 const fn row(
@@ -86,7 +89,17 @@ const fn row(
     handler: Handler,
     http: &'static [(Verb, &'static str)],
 ) -> Action {
-    Action { controller, action, access, handler, http, admission: None, cookie: Cookie::Ignored, body: Body::Json }
+    Action {
+        controller,
+        action,
+        access,
+        handler,
+        http,
+        admission: None,
+        cookie: Cookie::Ignored,
+        body: Body::Json,
+        inline: false,
+    }
 }
 
 impl Action {
@@ -100,6 +113,10 @@ impl Action {
     }
     const fn upload(mut self) -> Self {
         self.body = Body::Upload;
+        self
+    }
+    const fn inline(mut self) -> Self {
+        self.inline = true;
         self
     }
 }
@@ -174,10 +191,10 @@ pub const ACTIONS: &[Action] = &[
     row("strategies", "info", Admin, strategies::info, &[(Get, "/strategies/:name")]),
     row("strategies", "unregister", Admin, strategies::unregister, &[(Delete, "/strategies/:name")]),
     // server
-    row("server", "info", Anyone, server::info, &[(Get, "/"), (Get, "/_serverInfo")]),
-    row("server", "publicApi", Anyone, server::public_api, &[(Get, "/_publicApi")]),
+    row("server", "info", Anyone, server::info, &[(Get, "/"), (Get, "/_serverInfo")]).inline(),
+    row("server", "publicApi", Anyone, server::public_api, &[(Get, "/_publicApi")]).inline(),
     row("server", "now", User, server::now, &[(Get, "/_now")]),
-    row("server", "healthCheck", Anyone, server::health_check, &[(Get, "/_healthcheck"), (Get, "/_healthCheck")]),
+    row("server", "healthCheck", Anyone, server::health_check, &[(Get, "/_healthcheck"), (Get, "/_healthCheck")]).inline(),
 ];
 
 pub fn find(controller: &str, action: &str) -> Option<&'static Action> {

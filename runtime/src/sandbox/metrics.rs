@@ -97,6 +97,8 @@ pub struct StrategyMetrics {
     budget: Histogram<7>,
     dropped_log_lines: AtomicU64,
     forced_deletes: AtomicU64,
+    /// Calls running now, every registration of the name together (a gauge).
+    in_flight: AtomicU64,
 }
 
 impl StrategyMetrics {
@@ -113,6 +115,14 @@ impl StrategyMetrics {
 
     pub fn dropped_log_lines(&self, n: u32) {
         self.dropped_log_lines.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn call_started(&self) {
+        self.in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub fn call_ended(&self) {
+        self.in_flight.fetch_sub(1, Relaxed);
     }
 
     /// A user was deleted although this strategy failed to delete their credentials.
@@ -167,6 +177,11 @@ pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
     out.push_str("# TYPE sandgate_strategy_cpu_budget_used_ratio histogram\n");
     for (name, m) in all {
         m.budget.render(&mut out, "sandgate_strategy_cpu_budget_used_ratio", name, &BUDGET);
+    }
+    out.push_str("# HELP sandgate_strategy_calls_in_flight Calls running in the sandbox now.\n");
+    out.push_str("# TYPE sandgate_strategy_calls_in_flight gauge\n");
+    for (name, m) in all {
+        let _ = writeln!(out, "sandgate_strategy_calls_in_flight{{strategy=\"{name}\"}} {}", m.in_flight.load(Relaxed));
     }
     let per_strategy: [(&str, &str, Counter); 2] = [
         (

@@ -109,15 +109,17 @@ impl Strategy {
 
     pub(super) fn running(&self) -> Running<'_> {
         self.running.fetch_add(1, Ordering::AcqRel);
-        Running(&self.running)
+        self.metrics.call_started();
+        Running(self)
     }
 }
 
 /// One call running; counted down when it ends.
-pub(super) struct Running<'a>(&'a AtomicU32);
+pub(super) struct Running<'a>(&'a Strategy);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.call_ended();
     }
 }
