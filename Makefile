@@ -67,5 +67,5 @@ bench: rust-strategies
 
 lint: wasm-target layers
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p sandgate --all-targets -- -D warnings
+	$(CARGO) clippy -p sandgate -p baseline-native --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p sandgate-strategy $(addprefix -p ,$(STRATEGIES)) -- -D warnings
