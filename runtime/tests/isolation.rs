@@ -266,7 +266,8 @@ fn metrics_show_a_call_running(s: &TestServer) -> bool {
 /// slot (without holding a worker) and is then refused (503); the other strategies stay fast.
 #[test]
 fn a_saturated_strategy_does_not_starve_the_others() {
-    let (s, admin) = setup(r#"{"max_concurrent_calls":2,"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#);
+    let (s, admin) =
+        setup(r#"{"max_concurrent_calls":2,"queue_ms":1000,"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#);
     s.user_with(&admin, "mallory", json!({ "chaos": {} }));
     let base = s.base.clone();
     let attackers: Vec<_> = (0..6)

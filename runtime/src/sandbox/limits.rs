@@ -79,7 +79,7 @@ impl Default for Limits {
             max_log_lines: 20,
             max_log_line_bytes: 1024,
             max_concurrent_calls: 16,
-            queue_ms: 1000,
+            queue_ms: 5000,
             pool_instances: 256,
             warm_instances: 2,
             keep_resident_bytes: 4 << 20,
