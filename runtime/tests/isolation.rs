@@ -203,16 +203,7 @@ fn a_worker_never_waits_for_a_strategy() {
     let (s, admin) =
         setup(r#"{"max_concurrent_calls":1,"queue_ms":30000,"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#);
     s.user_with(&admin, "mallory", json!({ "chaos": {} }));
-    let base = s.base.clone();
-    let slow = std::thread::spawn(move || {
-        let body = json!({ "mode": "slow", "ms": 3000, "kuid": "mallory" });
-        reqwest::blocking::Client::new().post(format!("{base}/_login/chaos")).json(&body).send().unwrap().status()
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.get("/strategies/chaos", Some(&admin)).1["result"]["inFlight"] != 1 {
-        assert!(Instant::now() < deadline, "the slow login never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let slow = slow_login_running(&s);
     let start = Instant::now();
     let body = json!({ "content": { "profileIds": ["default"] }, "credentials": { "chaos": {} } });
     let bearer = format!("Bearer {admin}");
@@ -239,22 +230,27 @@ fn the_health_check_answers_while_every_worker_is_busy() {
     let limits = r#"{"cpu_ms":5000,"wall_ms":10000,"max_host_calls":10000000}"#;
     s.register(&admin, "chaos", "hostile_chaos", &format!("?limits={}", urlencode(limits)));
     s.user_with(&admin, "mallory", json!({ "chaos": {} }));
+    let slow = slow_login_running(&s);
+    let (status, body) = s.get("/_healthcheck", None);
+    assert_eq!((status, body["result"]["status"].as_str()), (200, Some("green")));
+    assert!(!slow.is_finished(), "the health check waited for the worker");
+    assert_eq!(slow.join().unwrap(), 200);
+}
+
+/// Starts a 3 s login of `mallory` on `chaos` and returns once it runs in the sandbox (seen in
+/// the metrics, which need no worker thread and no token).
+fn slow_login_running(s: &TestServer) -> std::thread::JoinHandle<reqwest::StatusCode> {
     let base = s.base.clone();
     let slow = std::thread::spawn(move || {
         let body = json!({ "mode": "slow", "ms": 3000, "kuid": "mallory" });
         reqwest::blocking::Client::new().post(format!("{base}/_login/chaos")).json(&body).send().unwrap().status()
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    // The slow login holds the only worker once it runs (`inFlight` needs the admin's token,
-    // hence a worker: poll the metrics instead, which need none).
-    while !metrics_show_a_call_running(&s) {
+    while !metrics_show_a_call_running(s) {
         assert!(Instant::now() < deadline, "the slow login never started");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (status, body) = s.get("/_healthcheck", None);
-    assert_eq!((status, body["result"]["status"].as_str()), (200, Some("green")));
-    assert!(!slow.is_finished(), "the health check waited for the worker");
-    assert_eq!(slow.join().unwrap(), 200);
+    slow
 }
 
 fn metrics_show_a_call_running(s: &TestServer) -> bool {
