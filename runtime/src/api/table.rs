@@ -224,17 +224,18 @@ pub fn route(verb: Verb, path: &str) -> Option<(&'static Action, Map<String, Val
 
 /// The placeholders and the count of literal segments, if `pattern` matches.
 fn matches(pattern: &str, segments: &[&str]) -> Option<(Map<String, Value>, usize)> {
-    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').skip(1).collect();
-    if pattern.len() != segments.len() {
+    // Every request tries every route: nothing is allocated for a route that does not match.
+    let pattern = pattern.trim_end_matches('/');
+    if pattern.split('/').skip(1).count() != segments.len() {
         return None;
     }
     let mut params = Map::new();
     let mut literals = 0;
-    for (p, s) in pattern.iter().zip(segments) {
+    for (p, s) in pattern.split('/').skip(1).zip(segments) {
         if let Some(name) = p.strip_prefix(':') {
             let value = decode_segment(s).filter(|v| !v.is_empty())?;
             params.insert(name.to_string(), Value::String(value));
-        } else if p == s {
+        } else if p == *s {
             literals += 1;
         } else {
             return None;
