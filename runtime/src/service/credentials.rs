@@ -7,20 +7,38 @@ use super::context::Ctx;
 use super::errors::{answer, call_error};
 use super::strategy::{call, changes, commit, permit, public_info};
 use crate::core::errors::KError;
-use crate::sandbox::Strategy;
 use crate::sandbox::host::Overlay;
+use crate::sandbox::{Permit, Strategy};
 use crate::store::Change;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// `validate` then `create`; the link and the strategy's writes are committed together.
+/// `validate`, then `create` (or `update`): the strategy's public information. Its writes go
+/// to `overlay`, for the caller to commit with whatever else the request changes.
+pub(super) fn write(
+    ctx: &Ctx,
+    s: &Arc<Strategy>,
+    p: &Permit,
+    overlay: &mut Overlay,
+    kuid: &str,
+    creds: &str,
+    is_update: bool,
+) -> Result<Value, KError> {
+    let calls = ctx.app.sandbox.calls();
+    answer(s, calls.validate(s, call(ctx, p, overlay, None), kuid, creds, is_update))?;
+    let info = if is_update {
+        calls.update(s, call(ctx, p, overlay, None), kuid, creds)
+    } else {
+        calls.create(s, call(ctx, p, overlay, None), kuid, creds)
+    };
+    public_info(s, &answer(s, info)?)
+}
+
+/// The link and the strategy's writes are committed together.
 pub fn create(ctx: &Ctx, s: &Arc<Strategy>, kuid: &str, creds: &str) -> Result<Value, KError> {
     let p = permit(ctx, s)?;
-    let calls = ctx.app.sandbox.calls();
     let mut overlay = Overlay::default();
-    answer(s, calls.validate(s, call(ctx, &p, &mut overlay, None), kuid, creds, false))?;
-    let info = answer(s, calls.create(s, call(ctx, &p, &mut overlay, None), kuid, creds))?;
-    let info = public_info(s, &info)?;
+    let info = write(ctx, s, &p, &mut overlay, kuid, creds, false)?;
     let mut changes = changes(&overlay);
     changes.push(Change::Link { strategy: s.name.clone(), kuid: kuid.to_string() });
     commit(ctx, &changes)?;
@@ -29,11 +47,8 @@ pub fn create(ctx: &Ctx, s: &Arc<Strategy>, kuid: &str, creds: &str) -> Result<V
 
 pub fn update(ctx: &Ctx, s: &Arc<Strategy>, kuid: &str, creds: &str) -> Result<Value, KError> {
     let p = permit(ctx, s)?;
-    let calls = ctx.app.sandbox.calls();
     let mut overlay = Overlay::default();
-    answer(s, calls.validate(s, call(ctx, &p, &mut overlay, None), kuid, creds, true))?;
-    let info = answer(s, calls.update(s, call(ctx, &p, &mut overlay, None), kuid, creds))?;
-    let info = public_info(s, &info)?;
+    let info = write(ctx, s, &p, &mut overlay, kuid, creds, true)?;
     commit(ctx, &changes(&overlay))?;
     Ok(info)
 }

@@ -3,7 +3,7 @@
 
 use super::context::Ctx;
 use super::errors::{answer, call_error};
-use super::strategy::{call, changes, commit, named, permit, public_info};
+use super::strategy::{call, changes, commit, named, permit};
 use crate::core::errors::{KError, defs};
 use crate::sandbox::CallError;
 use crate::sandbox::host::Overlay;
@@ -59,10 +59,7 @@ pub fn create(
         if calls.exists(&s, call(ctx, &p, &mut overlay, None), &kuid).map_err(|e| call_error(name, e))? {
             return Err(KError::new(defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY, &[&kuid]));
         }
-        let text = creds.to_string();
-        answer(&s, calls.validate(&s, call(ctx, &p, &mut overlay, None), &kuid, &text, false))?;
-        let info = answer(&s, calls.create(&s, call(ctx, &p, &mut overlay, None), &kuid, &text))?;
-        public_info(&s, &info)?;
+        super::credentials::write(ctx, &s, &p, &mut overlay, &kuid, &creds.to_string(), false)?;
         changes_.push(Change::Link { strategy: name.clone(), kuid: kuid.clone() });
     }
     changes_.extend(changes(&overlay));
