@@ -6,6 +6,7 @@
 //! Writes go through [`Store::commit`], one atomic batch per request, so a request that fails
 //! half-way leaves nothing behind (no user without credentials, no orphan credentials).
 
+pub mod front;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
@@ -154,4 +155,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies every change or none.
     fn commit(&self, changes: &[Change]) -> Result<()>;
+
+    /// Several requests' batches at once, each all-or-nothing on its own, made durable
+    /// together (one fsync: group commit). One outcome per batch, in order.
+    fn commit_group(&self, batches: &[&[Change]]) -> Vec<Result<()>> {
+        batches.iter().map(|b| self.commit(b)).collect()
+    }
 }

@@ -280,15 +280,26 @@ impl Store for Sqlite {
     }
 
     fn commit(&self, changes: &[Change]) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
+        self.commit_group(&[changes]).pop().unwrap_or(Ok(()))
+    }
+
+    /// One transaction, one fsync, for every batch; each batch in a savepoint, so a batch
+    /// that fails is rolled back alone and the others commit.
+    fn commit_group(&self, batches: &[&[Change]]) -> Vec<Result<()>> {
+        if batches.iter().all(|b| b.is_empty()) {
+            return batches.iter().map(|_| Ok(())).collect();
         }
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-        for change in changes {
-            apply(&tx, change)?;
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return batches.iter().map(|_| Err(backend(&e))).collect(),
+        };
+        let mut outcomes: Vec<Result<()>> = batches.iter().map(|batch| apply_batch(&mut tx, batch)).collect();
+        if let Err(e) = tx.commit() {
+            // Nothing of the group is durable: every batch failed.
+            outcomes = batches.iter().map(|_| Err(backend(&e))).collect();
         }
-        tx.commit().map_err(backend)
+        outcomes
     }
 }
 
@@ -331,7 +342,20 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<()> {
+/// One batch of a group, all or nothing: in its own savepoint.
+fn apply_batch(tx: &mut rusqlite::Transaction<'_>, batch: &[Change]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let sp = tx.savepoint().map_err(backend)?;
+    for change in batch {
+        // Dropping the savepoint unreleased rolls the batch back.
+        apply(&sp, change)?;
+    }
+    sp.commit().map_err(backend)
+}
+
+fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
     match change {
         Change::InsertUser { user, first_admin } => {
             if *first_admin {

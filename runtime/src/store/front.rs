@@ -1,0 +1,327 @@
+//! The store as the async server uses it: nothing here blocks the thread that awaits it.
+//!
+//! - Users, their credential links and the strategies' stored values, small and read on
+//!   every authenticated request and every login, are answered from memory once read; every
+//!   write that touches them invalidates them, after it is durable and before it is
+//!   acknowledged. Each cache is bounded (entries, bytes) and starts over when full.
+//! - Other reads run on a few blocking threads (as many as the store has reader
+//!   connections), awaited: a cold page or a busy disk stalls a pool thread, never the reactor.
+//! - Writes go to one writer thread, which takes every batch queued while it was busy and
+//!   makes them durable together: one transaction, one fsync (`synchronous = FULL`), each
+//!   batch still all-or-nothing on its own. A write is acknowledged only after its fsync.
+//!
+//! The caches are this process's: with several nodes on one database (not yet), a write made
+//! elsewhere would need to reach them too.
+
+use super::{Change, Result, Store, StoreError, User};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Semaphore, oneshot};
+
+/// Reads that may run at once (the SQLite store keeps four reader connections).
+const READERS: usize = 4;
+/// Entries each cache may hold; beyond, it starts over (a scan of every user must not grow
+/// the server without bound).
+const MAX_CACHED: usize = 100_000;
+/// Bytes (keys + values) the strategies' value cache may hold.
+const MAX_KV_BYTES: usize = 64 << 20;
+/// Batches one group commit takes at most.
+const MAX_GROUP: usize = 256;
+
+/// The async front of a [`Store`].
+pub struct Db {
+    store: Arc<dyn Store>,
+    readers: Arc<Semaphore>,
+    writer: std::sync::mpsc::Sender<Job>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+struct Job {
+    changes: Vec<Change>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Bumped by every write that invalidates something: a read that started before it must
+    /// not put what it read into the cache.
+    version: u64,
+    users: HashMap<String, Option<User>>,
+    /// kuid → the strategies holding credentials for it.
+    links: HashMap<String, Arc<Vec<String>>>,
+    /// (strategy, key) → the stored value, or `None` (known absent).
+    kv: HashMap<(String, String), Option<String>>,
+    kv_bytes: usize,
+    /// Group commits done, and batches they carried (for `server.info` and the tests).
+    groups: u64,
+    batches: u64,
+}
+
+impl Cache {
+    fn invalidate(&mut self, changes: &[Change]) {
+        let mut touched = false;
+        for change in changes {
+            let (user, links) = match change {
+                Change::InsertUser { user, .. } => (Some(&user.kuid), Some(&user.kuid)),
+                Change::UpdateUser(user) => (Some(&user.kuid), None),
+                Change::DeleteUser(kuid) => (Some(kuid), Some(kuid)),
+                Change::Link { kuid, .. } | Change::Unlink { kuid, .. } => (None, Some(kuid)),
+                Change::KvPut { strategy, key, .. } | Change::KvDelete { strategy, key } => {
+                    if let Some(Some(old)) = self.kv.remove(&(strategy.clone(), key.clone())) {
+                        self.kv_bytes = self.kv_bytes.saturating_sub(key.len() + old.len());
+                    }
+                    touched = true;
+                    (None, None)
+                }
+                _ => (None, None),
+            };
+            if let Some(kuid) = user {
+                self.users.remove(kuid);
+                touched = true;
+            }
+            if let Some(kuid) = links {
+                self.links.remove(kuid);
+                touched = true;
+            }
+        }
+        if touched {
+            self.version += 1;
+        }
+    }
+}
+
+fn lock(cache: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Db {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let (writer, jobs) = std::sync::mpsc::channel();
+        let cache = Arc::new(Mutex::new(Cache::default()));
+        let (s, c) = (store.clone(), cache.clone());
+        std::thread::Builder::new()
+            .name("sandgate-writer".into())
+            .spawn(move || write_loop(&*s, &c, jobs))
+            .expect("spawn the store's writer");
+        Db { store, readers: Arc::new(Semaphore::new(READERS)), writer, cache }
+    }
+
+    /// The store itself, for blocking code (start-up, the command line), never the reactor.
+    pub fn blocking(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs `f` on a reader thread.
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static) -> Result<T> {
+        let _reader = self.readers.acquire().await.map_err(|_| StoreError::Backend("the store is closed".into()))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("a store read failed: {e}"))))
+    }
+
+    /// A read through a cache: from memory if there, else from the store, kept unless a
+    /// write came in between.
+    async fn cached<T: Clone + Send + 'static>(
+        &self,
+        get: impl Fn(&Cache) -> Option<T>,
+        put: impl FnOnce(&mut Cache, T),
+        read: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let version = {
+            let cache = lock(&self.cache);
+            if let Some(hit) = get(&cache) {
+                return Ok(hit);
+            }
+            cache.version
+        };
+        let value = self.read(read).await?;
+        let mut cache = lock(&self.cache);
+        if cache.version == version {
+            put(&mut cache, value.clone());
+        }
+        Ok(value)
+    }
+
+    pub async fn get_user(&self, kuid: &str) -> Result<Option<User>> {
+        let k = kuid.to_string();
+        self.cached(
+            |c| c.users.get(kuid).cloned(),
+            |c, user| {
+                if c.users.len() >= MAX_CACHED {
+                    c.users.clear();
+                }
+                c.users.insert(kuid.to_string(), user);
+            },
+            move |s| s.get_user(&k),
+        )
+        .await
+    }
+
+    /// The strategies holding credentials for `kuid`, in order.
+    pub async fn linked_strategies(&self, kuid: &str) -> Result<Arc<Vec<String>>> {
+        let k = kuid.to_string();
+        self.cached(
+            |c| c.links.get(kuid).cloned(),
+            |c, links| {
+                if c.links.len() >= MAX_CACHED {
+                    c.links.clear();
+                }
+                c.links.insert(kuid.to_string(), links);
+            },
+            move |s| s.linked_strategies(&k).map(Arc::new),
+        )
+        .await
+    }
+
+    /// A strategy's stored value (`storage.get`).
+    pub async fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
+        let (s, k) = (strategy.to_string(), key.to_string());
+        self.cached(
+            |c| c.kv.get(&(strategy.to_string(), key.to_string())).cloned(),
+            |c, value: Option<String>| {
+                let size = key.len() + value.as_ref().map_or(0, String::len);
+                if c.kv_bytes + size > MAX_KV_BYTES || c.kv.len() >= MAX_CACHED * 10 {
+                    c.kv.clear();
+                    c.kv_bytes = 0;
+                }
+                c.kv_bytes += size;
+                c.kv.insert((strategy.to_string(), key.to_string()), value);
+            },
+            move |store| store.kv_get(&s, &k),
+        )
+        .await
+    }
+
+    pub async fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool> {
+        Ok(self.linked_strategies(kuid).await?.iter().any(|s| s == strategy))
+    }
+
+    /// Commits one request's batch (all or nothing), with whatever else is queued; returns
+    /// once it is durable. A request abandoned meanwhile changes nothing: the batch commits.
+    pub async fn commit(&self, changes: Vec<Change>) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (done, outcome) = oneshot::channel();
+        self.writer
+            .send(Job { changes, done })
+            .map_err(|_| StoreError::Backend("the store's writer has stopped".into()))?;
+        outcome.await.unwrap_or_else(|_| Err(StoreError::Backend("the store's writer has stopped".into())))
+    }
+
+    /// Group commits so far, and the batches they carried.
+    pub fn group_commits(&self) -> (u64, u64) {
+        let c = lock(&self.cache);
+        (c.groups, c.batches)
+    }
+}
+
+/// The writer: waits for a batch, takes every other one already queued, commits them together.
+fn write_loop(store: &dyn Store, cache: &Mutex<Cache>, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP
+            && let Ok(job) = jobs.try_recv()
+        {
+            group.push(job);
+        }
+        let batches: Vec<&[Change]> = group.iter().map(|j| j.changes.as_slice()).collect();
+        let outcomes = store.commit_group(&batches);
+        {
+            let mut c = lock(cache);
+            c.groups += 1;
+            c.batches += group.len() as u64;
+            for (job, outcome) in group.iter().zip(&outcomes) {
+                if outcome.is_ok() {
+                    c.invalidate(&job.changes);
+                }
+            }
+        }
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            let _ = job.done.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::Sqlite;
+    use serde_json::json;
+
+    fn user(kuid: &str) -> User {
+        User { kuid: kuid.into(), content: json!({ "profileIds": ["default"] }).as_object().unwrap().clone() }
+    }
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(dir.path()).unwrap();
+        (dir, Db::new(Arc::new(store)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_commit_together_and_fail_alone() {
+        let (_dir, db) = db();
+        let db = Arc::new(db);
+        db.commit(vec![Change::InsertUser { user: user("taken"), first_admin: false }]).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every eighth batch inserts a user that exists: it fails, alone.
+                let kuid = if i % 8 == 0 { "taken".to_string() } else { format!("u{i}") };
+                let changes = vec![
+                    Change::KvPut { strategy: "s".into(), key: format!("k{i}"), value: "v".into() },
+                    Change::InsertUser { user: user(&kuid), first_admin: false },
+                ];
+                (i, db.commit(changes).await)
+            }));
+        }
+        for t in tasks {
+            let (i, outcome) = t.await.unwrap();
+            let stored = db.read(move |s| s.kv_get("s", &format!("k{i}"))).await.unwrap();
+            if i % 8 == 0 {
+                assert!(matches!(outcome, Err(StoreError::UserExists(_))), "{outcome:?}");
+                assert_eq!(stored, None, "a failed batch leaves nothing");
+            } else {
+                assert!(outcome.is_ok(), "{outcome:?}");
+                assert_eq!(stored.as_deref(), Some("v"));
+            }
+        }
+        let (groups, batches) = db.group_commits();
+        assert_eq!(batches, 65);
+        assert!(groups < batches, "64 concurrent batches shared fsyncs: {groups} groups");
+    }
+
+    #[tokio::test]
+    async fn the_user_cache_follows_every_write() {
+        let (_dir, db) = db();
+        assert_eq!(db.get_user("alice").await.unwrap(), None, "absence is cached too");
+        db.commit(vec![Change::InsertUser { user: user("alice"), first_admin: false }]).await.unwrap();
+        assert_eq!(db.get_user("alice").await.unwrap(), Some(user("alice")));
+        assert!(!db.is_linked("local", "alice").await.unwrap());
+        db.commit(vec![Change::Link { strategy: "local".into(), kuid: "alice".into() }]).await.unwrap();
+        assert!(db.is_linked("local", "alice").await.unwrap());
+        let mut changed = user("alice");
+        changed.content.insert("name".into(), json!("Alice"));
+        db.commit(vec![Change::UpdateUser(changed.clone())]).await.unwrap();
+        assert_eq!(db.get_user("alice").await.unwrap(), Some(changed));
+        db.commit(vec![Change::DeleteUser("alice".into())]).await.unwrap();
+        assert_eq!(db.get_user("alice").await.unwrap(), None);
+        assert!(!db.is_linked("local", "alice").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_value_cache_follows_every_write() {
+        let (_dir, db) = db();
+        assert_eq!(db.kv_get("s", "k").await.unwrap(), None);
+        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "1".into() }]).await.unwrap();
+        assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("1"));
+        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "2".into() }]).await.unwrap();
+        assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(db.kv_get("other", "k").await.unwrap(), None, "namespaced by strategy");
+        db.commit(vec![Change::KvDelete { strategy: "s".into(), key: "k".into() }]).await.unwrap();
+        assert_eq!(db.kv_get("s", "k").await.unwrap(), None);
+    }
+}
