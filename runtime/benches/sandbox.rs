@@ -2,12 +2,14 @@
 //! through the full per-request cycle (fresh Store, instantiate, call, drop), against the same
 //! logic compiled natively here, over the same SQLite store and the same host crypto.
 //! Prints medians and p99s; only ratios from one run compare (the machine is shared).
+//! Calls are async, as in the server: this runs them on a one-thread tokio runtime, where a
+//! call's aftercare (a task of its own) runs when the timed call has returned and yields.
 
 use sandgate::sandbox::bindings::LoginRequest;
 use sandgate::sandbox::host::{Overlay, log::Tracing};
 use sandgate::sandbox::{Argon2Config, Backends, CallCtx, Limits, PasswordHasher, Sandbox, Strategy};
 use sandgate::service::app::StrategyStorage;
-use sandgate::store::Store;
+use sandgate::store::front::Db;
 use sandgate::store::sqlite::Sqlite;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,27 +50,37 @@ fn request(credentials: &str) -> LoginRequest {
     LoginRequest { credentials: credentials.to_string(), query: Vec::new(), client_ip: Some("127.0.0.1".into()) }
 }
 
-fn create(sandbox: &Sandbox, store: &dyn Store, s: &Strategy, kuid: &str, creds: &str) -> String {
+fn create(rt: &Runtime, sandbox: &Sandbox, db: &Db, s: &Strategy, kuid: &str, creds: &str) -> String {
     let mut overlay = Overlay::default();
-    let permit = s.try_admit().unwrap();
+    let permit = Arc::new(s.try_admit().unwrap());
     let cx = CallCtx { permit: &permit, overlay: &mut overlay, request_id: "bench", guard: None };
-    let info = sandbox.calls().create(s, cx, kuid, creds).unwrap().unwrap();
-    store.commit(&sandgate::service::strategy::changes(&overlay)).unwrap();
+    let info = rt.block_on(sandbox.calls().create(s, cx, kuid, creds)).unwrap().unwrap();
+    rt.block_on(db.commit(sandgate::service::strategy::changes(&overlay))).unwrap();
     info
 }
 
 /// One login's sandbox work as the server does it: admission, then the call.
-fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
-    let permit = s.try_admit().unwrap();
+async fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
+    let permit = Arc::new(s.admit().await.unwrap());
     let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None };
-    sandbox.calls().verify(s, cx, req).unwrap().unwrap()
+    sandbox.calls().verify(s, cx, req).await.unwrap().unwrap()
+}
+
+type Runtime = tokio::runtime::Runtime;
+
+/// Lets the aftercare tasks of the calls so far run.
+async fn settle() {
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(Sqlite::open(dir.path()).unwrap());
-    let store: Arc<dyn Store> = sqlite.clone();
+    let db = Arc::new(Db::new(Arc::new(Sqlite::open(dir.path()).unwrap())));
     let argon2 = Argon2Config::default();
     let mut limits = Limits::default();
     if let Some(bytes) = std::env::var("BENCH_KEEP_RESIDENT").ok().and_then(|v| v.parse().ok()) {
@@ -76,7 +88,7 @@ fn main() {
     }
     let keep = limits.keep_resident_bytes;
     let backends = Backends {
-        kv: Arc::new(StrategyStorage(store.clone())),
+        kv: Arc::new(StrategyStorage(db.clone())),
         hasher: Arc::new(PasswordHasher::new(&argon2).unwrap()),
         log: Arc::new(Tracing),
     };
@@ -84,23 +96,25 @@ fn main() {
     let apikey = sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap();
     let local = sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap();
     let key = "bench-key-0123456789-abcdefghijklmnop";
-    create(&sandbox, &*store, &apikey, "bot", &format!(r#"{{"key":"{key}"}}"#));
-    create(&sandbox, &*store, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);
+    create(&rt, &sandbox, &db, &apikey, "bot", &format!(r#"{{"key":"{key}"}}"#));
+    create(&rt, &sandbox, &db, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);
     let apikey_req = request(&format!(r#"{{"key":"{key}"}}"#));
     let local_req = request(r#"{"username":"alice","password":"s3cret"}"#);
-    assert_eq!(verify(&sandbox, &apikey, &apikey_req), "bot");
-    assert_eq!(verify(&sandbox, &local, &local_req), "alice");
+    assert_eq!(rt.block_on(verify(&sandbox, &apikey, &apikey_req)), "bot");
+    assert_eq!(rt.block_on(verify(&sandbox, &local, &local_req)), "alice");
 
     // The same logic, natively: apikey = sha256(key) → `key:<hex>` → kuid, `kuid:<kuid>` → the
-    // fingerprint, constant-time compare; local = parse, `user:<name>`, argon2id verify.
+    // fingerprint, constant-time compare; local = parse, `user:<name>`, argon2id verify. Over
+    // the same store front as the sandbox's storage (its value cache).
+    let read = |strategy: &str, key: String| rt.block_on(db.kv_get(strategy, &key)).unwrap();
     let native_apikey = || {
         let v: serde_json::Value = serde_json::from_str(&apikey_req.credentials).unwrap();
         let key = v["key"].as_str().unwrap();
         let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         // strategies/apikey keeps raw strings: `key:<hex>` → kuid, `kuid:<kuid>` → hex.
-        let kuid = store.kv_get("apikey", &format!("key:{hex}")).unwrap().unwrap();
-        let stored = store.kv_get("apikey", &format!("kuid:{kuid}")).unwrap().unwrap();
+        let kuid = read("apikey", format!("key:{hex}")).unwrap();
+        let stored = read("apikey", format!("kuid:{kuid}")).unwrap();
         assert!(bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), hex.as_bytes())));
         kuid
     };
@@ -109,8 +123,7 @@ fn main() {
     let native_local = || {
         let v: serde_json::Value = serde_json::from_str(&local_req.credentials).unwrap();
         let user = v["username"].as_str().unwrap();
-        let acc: serde_json::Value =
-            serde_json::from_str(&store.kv_get("local", &format!("user:{user}")).unwrap().unwrap()).unwrap();
+        let acc: serde_json::Value = serde_json::from_str(&read("local", format!("user:{user}")).unwrap()).unwrap();
         assert!(hasher.verify(v["password"].as_str().unwrap(), acc["hash"].as_str().unwrap()));
         acc["kuid"].as_str().unwrap().to_string()
     };
@@ -120,17 +133,22 @@ fn main() {
     println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
     // Back to back: everything a call costs, the aftercare included.
     let sb_apikey = measure(n, 500, || {
-        verify(&sandbox, &apikey, &apikey_req);
-        sandbox.after_response();
+        rt.block_on(async {
+            verify(&sandbox, &apikey, &apikey_req).await;
+            settle().await;
+        })
     });
     // The request path: what a login waits for (a ready fresh instance, the call); the
     // aftercare (drop, next instance) runs after the response, outside the timed part.
     let mut path = Vec::with_capacity(n);
     for i in 0..n + 500 {
-        let t = Instant::now();
-        verify(&sandbox, &apikey, &apikey_req);
-        let took = t.elapsed();
-        sandbox.after_response();
+        let took = rt.block_on(async {
+            let t = Instant::now();
+            verify(&sandbox, &apikey, &apikey_req).await;
+            let took = t.elapsed();
+            settle().await;
+            took
+        });
         if i >= 500 {
             path.push(took);
         }
@@ -142,14 +160,17 @@ fn main() {
     // BENCH_SKIP_LOCAL=1 leaves argon2 out (for profiling the sandbox alone).
     let ln = if std::env::var_os("BENCH_SKIP_LOCAL").is_some() { 3 } else { (n / 50).max(20) };
     let sb_local = measure(ln, 5, || {
-        verify(&sandbox, &local, &local_req);
+        rt.block_on(async {
+            verify(&sandbox, &local, &local_req).await;
+            settle().await;
+        })
     });
     let nat_local = measure(ln, 5, || {
         native_local();
     });
     let (mut inst, mut call, mut drop_) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n + 500 {
-        let (a, b, c, ok) = sandbox.calls().timed_verify(&apikey, &apikey_req);
+        let (a, b, c, ok) = rt.block_on(sandbox.calls().timed_verify(&apikey, &apikey_req));
         assert!(ok);
         if i >= 500 {
             inst.push(a);

@@ -44,7 +44,8 @@ pub struct ServerSection {
     pub max_upload_bytes: Option<usize>,
     /// Allow `cookieAuth` (Kuzzle's `http.cookieAuthentication`); default true.
     pub cookie_auth: Option<bool>,
-    /// Requests handled at once (each on a worker thread); more wait their turn. Default 64.
+    /// No longer used: requests hold no thread (admission is per strategy,
+    /// `limits.max_concurrent_calls`). Accepted so older files still load; a warning says so.
     pub max_concurrent_requests: Option<usize>,
     /// How long a compiled artifact that no strategy uses stays in `cache_dir` (for several
     /// servers sharing one cache directory); default 0: removed at once.
@@ -125,7 +126,6 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
-    pub max_concurrent_requests: usize,
     pub cookie_auth: bool,
     pub secret: Option<String>,
     pub tokens: TokenSettings,
@@ -159,6 +159,12 @@ impl Config {
     }
 
     pub fn resolve(file: FileConfig, overrides: &Overrides) -> Result<Config, String> {
+        if file.server.max_concurrent_requests.is_some() {
+            tracing::warn!(
+                "server.max_concurrent_requests is no longer used: requests hold no thread, and each strategy \
+                 admits limits.max_concurrent_calls calls at once"
+            );
+        }
         let listen_text =
             overrides.listen.clone().or(file.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text
@@ -216,7 +222,6 @@ impl Config {
             cache_dir,
             max_body_bytes,
             max_upload_bytes: file.server.max_upload_bytes.unwrap_or(64 << 20),
-            max_concurrent_requests: file.server.max_concurrent_requests.unwrap_or(64).max(1),
             cookie_auth: file.server.cookie_auth.unwrap_or(true),
             secret: t.secret.clone(),
             tokens: TokenSettings {

@@ -107,7 +107,7 @@ fn start_up_runs_no_strategy_code_and_uploads_are_bounded() {
     s.register(&admin, "chaos", "hostile_chaos", "");
     // Armed through validate: from now on, its `fields` sleeps for an hour.
     s.user_with(&admin, "mallory", json!({ "chaos": { "arm": true } }));
-    assert_eq!(s.app.store.kv_get("chaos", "armed").unwrap().as_deref(), Some("1"));
+    assert_eq!(s.app.store.blocking().kv_get("chaos", "armed").unwrap().as_deref(), Some("1"));
     // Re-uploading it runs `fields`: bounded by the wall-clock cap, refused.
     let start = Instant::now();
     let got = s.upload(Some(&admin), "chaos", &component("hostile_chaos"), "?replace");
@@ -139,7 +139,7 @@ fn what_a_call_makes_the_host_hold_is_capped() {
     let got = attack(&s, json!({ "mode": "pending" }));
     assert_error(&got, 500, "plugin.runtime.unexpected_error");
     assert!(message(&got).contains("limits.max_pending_bytes"), "{}", got.1);
-    assert_eq!(s.app.store.kv_usage("chaos").unwrap().keys, 0, "nothing of a failed call is kept");
+    assert_eq!(s.app.store.blocking().kv_usage("chaos").unwrap().keys, 0, "nothing of a failed call is kept");
     limited(&attack(&s, json!({ "mode": "big-key" })), "(limits.max_key_bytes)");
     limited(&attack(&s, json!({ "mode": "random" })), "(limits.max_random_bytes)");
     limited(&attack(&s, json!({ "mode": "host-random" })), "(limits.max_random_bytes)");
@@ -407,7 +407,7 @@ fn a_strategy_that_refuses_to_delete_cannot_keep_a_user() {
         assert_eq!(got.0, 200, "{}", got.1);
         assert_error(&s.get(&format!("/users/{kuid}"), Some(&admin)), 404, "security.user.not_found");
         assert_error(&s.login(kuid, "pw"), 401, "plugin.strategy.missing_user");
-        assert!(s.app.store.linked_strategies(kuid).unwrap().is_empty());
+        assert!(s.app.store.blocking().linked_strategies(kuid).unwrap().is_empty());
     }
     assert_error(&s.get("/users/_me", Some(&alice)), 401, "security.token.invalid");
     assert!(metric(&s, r#"sandgate_strategy_forced_deletes_total{strategy="nodelete"} 2"#));
@@ -508,7 +508,7 @@ fn nobody_can_take_the_anonymous_kuid() {
         None,
     );
     assert_error(&got, 400, "api.assert.invalid_argument");
-    assert!(s.app.store.get_user("-1").unwrap().is_none());
+    assert!(s.app.store.blocking().get_user("-1").unwrap().is_none());
     let admin = s.admin();
     let got = s.post(
         "/users/-1/_create",

@@ -8,7 +8,7 @@ use crate::core::errors::{KError, defs};
 use crate::protocol::{Reply, Request, Response};
 use crate::service::app::App;
 use crate::service::context::{Admitted, Caller, Ctx};
-use crate::service::errors::{call_error, unexpected};
+use crate::service::errors::call_error;
 use crate::service::{authn, cookie};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,19 +20,15 @@ pub fn next_connection_id() -> u64 {
     CONNECTIONS.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Every transport's entry. A request whose row names a strategy (a login, a credentials
-/// action) first waits, without a thread, for a permit of that strategy; then every request
-/// waits for a worker and runs the pipeline on a blocking thread
-/// (it touches the store and the sandbox). The permits are released once the work has
-/// really ended: the response handed back, then the call's Stores dropped and the next
-/// fresh instances built on the same thread.
+/// Every transport's entry, awaited on the reactor: nothing here blocks (tokens are checked
+/// in memory, users come from the store's cache, strategy calls and store work are awaited).
+/// A request whose row names a strategy (a login, a credentials action) first waits, without
+/// a thread, up to `limits.queue_ms` for a permit of that strategy, then 503. The permits go
+/// with the request: when it ends, or when its client leaves (the future is dropped, and the
+/// work with it), save what a call's aftercare still holds until it is done.
 pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
     let action = table::find(&req.controller, &req.action);
     let admitted = Admitted::default();
-    // Nothing to wait for: answered here, on the reactor (the health check under load).
-    if action.is_some_and(|a| a.inline) && req.jwt.is_none() && req.cookie_token.is_none() {
-        return handle(&app, &req, action, None, &admitted);
-    }
     let target = action.and_then(|a| a.admission).map(|name_of| name_of(&req));
     if let Some(Ok(name)) = &target
         && let Some(strategy) = app.sandbox.get(name)
@@ -42,36 +38,16 @@ pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
             Err(e) => return Response::new(&req, Err(call_error(&strategy.name, e))),
         }
     }
-    let Ok(worker) = app.admission.clone().acquire_owned().await else {
-        return Response::new(&req, Err(unexpected("the server is shutting down")));
-    };
-    let rid = req.request_id.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let _ = tx.send(handle(&app, &req, action, target, &admitted));
-        app.sandbox.after_response();
-        drop((admitted, worker));
-    });
-    rx.await.unwrap_or_else(|_| Response::bare_error(rid, unexpected("request handler failed")))
-}
-
-fn handle(
-    app: &App,
-    req: &Request,
-    action: Option<&'static Action>,
-    target: Option<Result<String, KError>>,
-    admitted: &Admitted,
-) -> Response {
-    let outcome = pipeline(app, req, action, target, admitted);
+    let outcome = pipeline(&app, &req, action, target, &admitted).await;
     if let Err(e) = &outcome
         && e.status >= 500
     {
         tracing::warn!(request_id = %req.request_id, controller = %req.controller, action = %req.action, id = e.id, "{}", e.message);
     }
-    Response::new(req, outcome)
+    Response::new(&req, outcome)
 }
 
-fn pipeline(
+async fn pipeline(
     app: &App,
     req: &Request,
     action: Option<&'static Action>,
@@ -87,7 +63,7 @@ fn pipeline(
     let token = token(req)?;
     let policy = action.map_or(Cookie::Ignored, |a| a.cookie);
     let cookie = policy != Cookie::Ignored && cookie::requested(req, app.config.cookie_auth)?;
-    let caller = caller(app, token, policy, cookie)?;
+    let caller = caller(app, token, policy, cookie).await?;
     let Some(action) = action else {
         return Err(if table::ACTIONS.iter().any(|a| a.controller == req.controller) {
             KError::new(defs::API_PROCESS_ACTION_NOT_FOUND, &[&req.controller, &req.action])
@@ -98,7 +74,8 @@ fn pipeline(
     if !caller.may(action.access) {
         return Err(refused(action, &caller));
     }
-    (action.handler)(&Ctx { app, req, caller, cookie, target, admitted, api: &table::Api })
+    let ctx = Ctx { app, req, caller, cookie, target, admitted, api: &table::Api };
+    (action.handler)(&ctx).await
 }
 
 /// 401 for an anonymous caller, 403 for a user without the right.
@@ -124,10 +101,10 @@ pub fn token(req: &Request) -> Result<Option<&str>, KError> {
 
 /// Who is calling. In cookie mode, login and checkToken run anonymously and logout
 /// tolerates a dead cookie (it only has to clear it).
-fn caller(app: &App, token: Option<&str>, policy: Cookie, cookie: bool) -> Result<Caller, KError> {
+async fn caller(app: &App, token: Option<&str>, policy: Cookie, cookie: bool) -> Result<Caller, KError> {
     match (cookie, policy) {
         (true, Cookie::Anonymous) => Ok(Caller::anonymous()),
-        (true, Cookie::Tolerant) => Ok(authn::authenticate(app, token).unwrap_or_default()),
-        _ => authn::authenticate(app, token),
+        (true, Cookie::Tolerant) => Ok(authn::authenticate(app, token).await.unwrap_or_default()),
+        _ => authn::authenticate(app, token).await,
     }
 }

@@ -7,7 +7,6 @@ use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
 use crate::service::app::App;
 use crate::service::authn;
-use crate::service::errors::unexpected;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
@@ -134,11 +133,8 @@ where
     // A strategy upload may be large: check the caller may upload before reading it.
     let upload = action.body == Body::Upload;
     if upload {
-        let (a, token) = (app.clone(), jwt.clone().or_else(|| cookie(headers, "authToken")));
-        let caller = tokio::task::spawn_blocking(move || authn::authenticate(&a, token.as_deref()))
-            .await
-            .map_err(|e| fail(unexpected(&e.to_string())))?
-            .map_err(fail)?;
+        let token = jwt.clone().or_else(|| cookie(headers, "authToken"));
+        let caller = authn::authenticate(app, token.as_deref()).await.map_err(fail)?;
         if !caller.may(action.access) {
             return Err(fail(dispatch::refused(action, &caller)));
         }

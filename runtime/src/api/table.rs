@@ -7,7 +7,7 @@
 use crate::controllers::{auth, security, server, strategies};
 use crate::core::errors::KError;
 use crate::protocol::Request;
-use crate::service::context::{Access, Catalog, Handler};
+use crate::service::context::{Access, Catalog, Ctx, Handled, Handler};
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +77,6 @@ pub struct Action {
     pub admission: Option<Target>,
     pub cookie: Cookie,
     pub body: Body,
-    /// Runs on the reactor, without a worker thread, when the request carries no token: the
-    /// handler touches neither the store nor the sandbox (checking a token reads the user).
-    pub inline: bool,
 }
 
 const fn row(
@@ -89,17 +86,7 @@ const fn row(
     handler: Handler,
     http: &'static [(Verb, &'static str)],
 ) -> Action {
-    Action {
-        controller,
-        action,
-        access,
-        handler,
-        http,
-        admission: None,
-        cookie: Cookie::Ignored,
-        body: Body::Json,
-        inline: false,
-    }
+    Action { controller, action, access, handler, http, admission: None, cookie: Cookie::Ignored, body: Body::Json }
 }
 
 impl Action {
@@ -115,10 +102,16 @@ impl Action {
         self.body = Body::Upload;
         self
     }
-    const fn inline(mut self) -> Self {
-        self.inline = true;
-        self
-    }
+}
+
+/// An `async fn(&Ctx) -> Result<Reply, KError>` as a row holds it.
+macro_rules! handler {
+    ($f:path) => {{
+        fn boxed<'a>(ctx: &'a Ctx<'a>) -> Handled<'a> {
+            Box::pin($f(ctx))
+        }
+        boxed as Handler
+    }};
 }
 
 /// A login's strategy: the `strategy` argument, else `body.strategy`, else "local" (HTTP).
@@ -135,66 +128,66 @@ use Verb::{Delete, Get, Post, Put};
 #[rustfmt::skip]
 pub const ACTIONS: &[Action] = &[
     // auth. `POST /_login` is the seed's form: strategy (default "local") and expiresIn in the body.
-    row("auth", "login", Anyone, auth::login, &[(Post, "/_login/:strategy"), (Get, "/_login/:strategy"), (Post, "/_login")])
+    row("auth", "login", Anyone, handler!(auth::login), &[(Post, "/_login/:strategy"), (Get, "/_login/:strategy"), (Post, "/_login")])
         .admission(LOGIN_STRATEGY).cookie(Cookie::Anonymous),
-    row("auth", "checkToken", Anyone, auth::check_token, &[(Post, "/_checkToken")]).cookie(Cookie::Anonymous),
-    row("auth", "getCurrentUser", Anyone, auth::get_current_user, &[(Get, "/_me"), (Get, "/users/_me")]),
+    row("auth", "checkToken", Anyone, handler!(auth::check_token), &[(Post, "/_checkToken")]).cookie(Cookie::Anonymous),
+    row("auth", "getCurrentUser", Anyone, handler!(auth::get_current_user), &[(Get, "/_me"), (Get, "/users/_me")]),
     // logout checks the caller itself: in cookie mode a dead cookie is still cleared.
-    row("auth", "logout", Anyone, auth::logout, &[(Post, "/_logout")]).cookie(Cookie::Tolerant),
-    row("auth", "refreshToken", User, auth::refresh_token, &[(Post, "/_refreshToken")]).cookie(Cookie::Token),
-    row("auth", "getMyRights", User, auth::get_my_rights, &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
-    row("auth", "updateSelf", User, auth::update_self, &[(Put, "/_me"), (Put, "/_updateSelf")]),
-    row("auth", "getStrategies", User, auth::get_strategies, &[(Get, "/strategies")]),
-    row("auth", "getMyCredentials", User, auth::get_mine,
+    row("auth", "logout", Anyone, handler!(auth::logout), &[(Post, "/_logout")]).cookie(Cookie::Tolerant),
+    row("auth", "refreshToken", User, handler!(auth::refresh_token), &[(Post, "/_refreshToken")]).cookie(Cookie::Token),
+    row("auth", "getMyRights", User, handler!(auth::get_my_rights), &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
+    row("auth", "updateSelf", User, handler!(auth::update_self), &[(Put, "/_me"), (Put, "/_updateSelf")]),
+    row("auth", "getStrategies", User, handler!(auth::get_strategies), &[(Get, "/strategies")]),
+    row("auth", "getMyCredentials", User, handler!(auth::get_mine),
         &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
-    row("auth", "credentialsExist", User, auth::exist_mine,
+    row("auth", "credentialsExist", User, handler!(auth::exist_mine),
         &[(Get, "/_me/credentials/:strategy/_exists"), (Get, "/credentials/:strategy/_me/_exists")])
         .admission(STRATEGY_ARG),
-    row("auth", "createMyCredentials", User, auth::create_mine,
+    row("auth", "createMyCredentials", User, handler!(auth::create_mine),
         &[(Post, "/_me/credentials/:strategy/_create"), (Post, "/credentials/:strategy/_me/_create")])
         .admission(STRATEGY_ARG),
-    row("auth", "updateMyCredentials", User, auth::update_mine,
+    row("auth", "updateMyCredentials", User, handler!(auth::update_mine),
         &[(Put, "/_me/credentials/:strategy/_update"), (Put, "/credentials/:strategy/_me/_update")])
         .admission(STRATEGY_ARG),
-    row("auth", "validateMyCredentials", User, auth::validate_mine,
+    row("auth", "validateMyCredentials", User, handler!(auth::validate_mine),
         &[(Post, "/_me/credentials/:strategy/_validate"), (Post, "/credentials/:strategy/_me/_validate")])
         .admission(STRATEGY_ARG),
-    row("auth", "deleteMyCredentials", User, auth::delete_mine,
+    row("auth", "deleteMyCredentials", User, handler!(auth::delete_mine),
         &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
     // security: users and their credentials. createFirstAdmin guards itself: it only works
     // while no admin exists.
-    row("security", "createFirstAdmin", Anyone, security::create_first_admin,
+    row("security", "createFirstAdmin", Anyone, handler!(security::create_first_admin),
         &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")]),
-    row("security", "createUser", Admin, security::create_user, &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),
-    row("security", "getUser", Admin, security::get_user, &[(Get, "/users/:_id")]),
-    row("security", "deleteUser", Admin, security::delete_user, &[(Delete, "/users/:_id")]),
-    row("security", "revokeTokens", Admin, security::revoke_tokens, &[(Delete, "/users/:_id/tokens")]),
-    row("security", "getUserStrategies", Admin, security::get_user_strategies, &[(Get, "/users/:_id/_strategies")]),
-    row("security", "createCredentials", Admin, security::create_credentials, &[(Post, "/credentials/:strategy/:_id/_create")])
+    row("security", "createUser", Admin, handler!(security::create_user), &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),
+    row("security", "getUser", Admin, handler!(security::get_user), &[(Get, "/users/:_id")]),
+    row("security", "deleteUser", Admin, handler!(security::delete_user), &[(Delete, "/users/:_id")]),
+    row("security", "revokeTokens", Admin, handler!(security::revoke_tokens), &[(Delete, "/users/:_id/tokens")]),
+    row("security", "getUserStrategies", Admin, handler!(security::get_user_strategies), &[(Get, "/users/:_id/_strategies")]),
+    row("security", "createCredentials", Admin, handler!(security::create_credentials), &[(Post, "/credentials/:strategy/:_id/_create")])
         .admission(STRATEGY_ARG),
-    row("security", "updateCredentials", Admin, security::update_credentials, &[(Put, "/credentials/:strategy/:_id/_update")])
+    row("security", "updateCredentials", Admin, handler!(security::update_credentials), &[(Put, "/credentials/:strategy/:_id/_update")])
         .admission(STRATEGY_ARG),
-    row("security", "deleteCredentials", Admin, security::delete_credentials, &[(Delete, "/credentials/:strategy/:_id")])
+    row("security", "deleteCredentials", Admin, handler!(security::delete_credentials), &[(Delete, "/credentials/:strategy/:_id")])
         .admission(STRATEGY_ARG),
-    row("security", "getCredentials", Admin, security::get_credentials, &[(Get, "/credentials/:strategy/:_id")])
+    row("security", "getCredentials", Admin, handler!(security::get_credentials), &[(Get, "/credentials/:strategy/:_id")])
         .admission(STRATEGY_ARG),
-    row("security", "getCredentialsById", Admin, security::get_credentials_by_id, &[(Get, "/credentials/:strategy/:_id/_byId")])
+    row("security", "getCredentialsById", Admin, handler!(security::get_credentials_by_id), &[(Get, "/credentials/:strategy/:_id/_byId")])
         .admission(STRATEGY_ARG),
-    row("security", "hasCredentials", Admin, security::has_credentials, &[(Get, "/credentials/:strategy/:_id/_exists")])
+    row("security", "hasCredentials", Admin, handler!(security::has_credentials), &[(Get, "/credentials/:strategy/:_id/_exists")])
         .admission(STRATEGY_ARG),
-    row("security", "validateCredentials", Admin, security::validate_credentials,
+    row("security", "validateCredentials", Admin, handler!(security::validate_credentials),
         &[(Post, "/credentials/:strategy/:_id/_validate")]).admission(STRATEGY_ARG),
-    row("security", "getCredentialFields", Admin, security::credential_fields, &[(Get, "/credentials/:strategy/_fields")]),
-    row("security", "getAllCredentialFields", Admin, security::all_credential_fields, &[(Get, "/credentials/_fields")]),
+    row("security", "getCredentialFields", Admin, handler!(security::credential_fields), &[(Get, "/credentials/:strategy/_fields")]),
+    row("security", "getAllCredentialFields", Admin, handler!(security::all_credential_fields), &[(Get, "/credentials/_fields")]),
     // strategies: upload, inspect, remove (`GET /strategies` is auth:getStrategies).
-    row("strategies", "register", Admin, strategies::register, &[(Put, "/strategies/:name")]).upload(),
-    row("strategies", "info", Admin, strategies::info, &[(Get, "/strategies/:name")]),
-    row("strategies", "unregister", Admin, strategies::unregister, &[(Delete, "/strategies/:name")]),
+    row("strategies", "register", Admin, handler!(strategies::register), &[(Put, "/strategies/:name")]).upload(),
+    row("strategies", "info", Admin, handler!(strategies::info), &[(Get, "/strategies/:name")]),
+    row("strategies", "unregister", Admin, handler!(strategies::unregister), &[(Delete, "/strategies/:name")]),
     // server
-    row("server", "info", Anyone, server::info, &[(Get, "/"), (Get, "/_serverInfo")]).inline(),
-    row("server", "publicApi", Anyone, server::public_api, &[(Get, "/_publicApi")]).inline(),
-    row("server", "now", User, server::now, &[(Get, "/_now")]),
-    row("server", "healthCheck", Anyone, server::health_check, &[(Get, "/_healthcheck"), (Get, "/_healthCheck")]).inline(),
+    row("server", "info", Anyone, handler!(server::info), &[(Get, "/"), (Get, "/_serverInfo")]),
+    row("server", "publicApi", Anyone, handler!(server::public_api), &[(Get, "/_publicApi")]),
+    row("server", "now", User, handler!(server::now), &[(Get, "/_now")]),
+    row("server", "healthCheck", Anyone, handler!(server::health_check), &[(Get, "/_healthcheck"), (Get, "/_healthCheck")]),
 ];
 
 pub fn find(controller: &str, action: &str) -> Option<&'static Action> {

@@ -12,7 +12,7 @@ use crate::store::Change;
 use crate::tokens::{Tokens, VerifyError, now_ms};
 use serde_json::{Map, Value, json};
 
-pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn login(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let req = ctx.req;
     let mut body: Map<String, Value> = match &req.body {
         None | Some(Value::Null) => Map::new(),
@@ -27,13 +27,13 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
     let ttl = logins::requested_ttl(ctx, req.args.get("expiresIn").or(body_expires.as_ref()))?;
     #[cfg(feature = "bench-native")]
     if name == "apikey-native" {
-        let kuid = crate::service::native_bench::verify(ctx, &body)?;
-        return logins::issue(ctx, "apikey", kuid, ttl);
+        let kuid = crate::service::native_bench::verify(ctx, &body).await?;
+        return logins::issue(ctx, "apikey", kuid, ttl).await;
     }
     #[cfg(feature = "bench-native")]
     if name == "local-native" {
-        let kuid = crate::service::native_bench::verify_local(ctx, &body)?;
-        return logins::issue(ctx, "local", kuid, ttl);
+        let kuid = crate::service::native_bench::verify_local(ctx, &body).await?;
+        return logins::issue(ctx, "local", kuid, ttl).await;
     }
     let strategy = crate::service::strategy::named(ctx, &name)?;
     let query = req
@@ -43,11 +43,11 @@ pub fn login(ctx: &Ctx) -> Result<Reply, KError> {
         .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
         .collect();
     let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
-    logins::login(ctx, &strategy, &login, ttl)
+    logins::login(ctx, &strategy, &login, ttl).await
 }
 
 /// Never a 401 for a bad body token: `{valid: false, state}` (reference §1.3).
-pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn check_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let token = if ctx.cookie {
         ctx.req.cookie_token.as_deref()
     } else {
@@ -56,14 +56,15 @@ pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
     let Some(token) = token else {
         return Ok(json!({ "valid": true, "kuid": "-1", "expiresAt": null }).into());
     };
-    let checked = ctx.app.tokens.check(token).and_then(|s| {
-        // A token of a deleted user is void (its revocation is recorded at deletion; this
-        // also covers a store restored from an older backup).
-        match ctx.app.store.get_user(&s.kuid) {
+    // A token of a deleted user is void (its revocation is recorded at deletion; this also
+    // covers a store restored from an older backup).
+    let checked = match ctx.app.tokens.check(token) {
+        Ok(s) => match ctx.app.store.get_user(&s.kuid).await {
             Ok(Some(_)) => Ok(s),
             _ => Err(VerifyError::Invalid),
-        }
-    });
+        },
+        Err(e) => Err(e),
+    };
     Ok(match checked {
         Ok(s) => json!({ "valid": true, "kuid": s.kuid, "expiresAt": s.expires_at }),
         Err(e) => json!({ "valid": false, "state": KError::from(e).message }),
@@ -71,19 +72,19 @@ pub fn check_token(ctx: &Ctx) -> Result<Reply, KError> {
     .into())
 }
 
-pub fn get_current_user(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_current_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(user) = &ctx.caller.user else {
         return Ok(anonymous().into());
     };
     let registered = ctx.app.sandbox.names();
     let strategies: Vec<String> =
-        ctx.app.store.linked_strategies(&user.kuid)?.into_iter().filter(|s| registered.contains(s)).collect();
+        ctx.app.store.linked_strategies(&user.kuid).await?.iter().filter(|s| registered.contains(s)).cloned().collect();
     let mut out = user_json(user);
     out["strategies"] = json!(strategies);
     Ok(out.into())
 }
 
-pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn logout(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(session) = ctx.caller.session.as_ref() else {
         if ctx.cookie {
             return Ok(cookie::cleared(json!({ "acknowledged": true }).into()));
@@ -95,12 +96,12 @@ pub fn logout(ctx: &Ctx) -> Result<Reply, KError> {
     } else {
         Tokens::revoke_token_change(session, now_ms())
     };
-    commit(ctx, &[change])?;
+    commit(ctx, vec![change]).await?;
     let reply: Reply = json!({ "acknowledged": true }).into();
     Ok(if ctx.cookie { cookie::cleared(reply) } else { reply })
 }
 
-pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn refresh_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(session) = ctx.caller.session.as_ref() else {
         return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "refreshToken"]));
     };
@@ -115,11 +116,11 @@ pub fn refresh_token(ctx: &Ctx) -> Result<Reply, KError> {
     let ttl = logins::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
     // The old token stays valid for the grace period (requests already on their way).
     let grace = ctx.app.tokens.settings().grace_period_ms;
-    commit(ctx, &[Tokens::revoke_token_change(session, now_ms() + grace)])?;
+    commit(ctx, vec![Tokens::revoke_token_change(session, now_ms() + grace)]).await?;
     Ok(logins::token_reply(ctx, &session.kuid, ttl))
 }
 
-pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_my_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let hits: Vec<Value> = if ctx.caller.is_admin() {
         vec![json!({ "controller": "*", "action": "*", "index": "*", "collection": "*", "value": "allowed" })]
     } else {
@@ -137,7 +138,7 @@ pub fn get_my_rights(ctx: &Ctx) -> Result<Reply, KError> {
     Ok(json!({ "hits": hits, "total": total }).into())
 }
 
-pub fn update_self(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn update_self(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(user) = ctx.caller.user.as_ref() else {
         return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "updateSelf"]));
     };
@@ -157,13 +158,13 @@ pub fn update_self(ctx: &Ctx) -> Result<Reply, KError> {
         info.insert("updatedAt".into(), json!(now_ms()));
         info.insert("updater".into(), json!(user.kuid));
     }
-    commit(ctx, &[Change::UpdateUser(updated.clone())])?;
+    commit(ctx, vec![Change::UpdateUser(updated.clone())]).await?;
     Ok(user_json(&updated).into())
 }
 
 // The caller's own credentials (`/_me/credentials/:strategy/...`), and getStrategies.
 
-pub fn get_strategies(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_strategies(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(json!(ctx.app.sandbox.names()).into())
 }
 
@@ -171,32 +172,32 @@ fn body_credentials(ctx: &Ctx) -> Result<String, KError> {
     credentials_text(ctx.req.body.as_ref(), "body")
 }
 
-pub fn get_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::get(ctx, &s, ctx.caller.kuid()).map(Reply::new)
+    credentials::get(ctx, &s, ctx.caller.kuid()).await.map(Reply::new)
 }
 
-pub fn exist_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn exist_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::exists(ctx, &s, ctx.caller.kuid()).map(|b| Reply::new(json!(b)))
+    credentials::exists(ctx, &s, ctx.caller.kuid()).await.map(|b| Reply::new(json!(b)))
 }
 
-pub fn create_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn create_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::create(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+    credentials::create(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).await.map(Reply::new)
 }
 
-pub fn update_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn update_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::update(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+    credentials::update(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).await.map(Reply::new)
 }
 
-pub fn validate_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn validate_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::validate(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).map(Reply::new)
+    credentials::validate(ctx, &s, ctx.caller.kuid(), &body_credentials(ctx)?).await.map(Reply::new)
 }
 
-pub fn delete_mine(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn delete_mine(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::delete(ctx, &s, ctx.caller.kuid()).map(Reply::new)
+    credentials::delete(ctx, &s, ctx.caller.kuid()).await.map(Reply::new)
 }

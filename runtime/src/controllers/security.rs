@@ -34,8 +34,8 @@ fn target_kuid<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
     ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))
 }
 
-pub fn create_first_admin(ctx: &Ctx) -> Result<Reply, KError> {
-    if ctx.app.store.admin_exists()? {
+pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    if ctx.app.store.read(|s| s.admin_exists()).await? {
         return Err(KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]));
     }
     let empty = Map::new();
@@ -48,10 +48,10 @@ pub fn create_first_admin(ctx: &Ctx) -> Result<Reply, KError> {
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
-    users::create(ctx, kuid, content, credentials, true).map(Reply::new)
+    users::create(ctx, kuid, content, credentials, true).await.map(Reply::new)
 }
 
-pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(body) = ctx.req.body_object() else {
         return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
     };
@@ -66,85 +66,85 @@ pub fn create_user(ctx: &Ctx) -> Result<Reply, KError> {
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
-    users::create(ctx, kuid, content, credentials, false).map(Reply::new)
+    users::create(ctx, kuid, content, credentials, false).await.map(Reply::new)
 }
 
-pub fn get_user(ctx: &Ctx) -> Result<Reply, KError> {
-    Ok(users::user_json(&users::load(ctx, target_kuid(ctx)?)?).into())
+pub async fn get_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    Ok(users::user_json(&users::load(ctx, target_kuid(ctx)?).await?).into())
 }
 
-pub fn get_user_strategies(ctx: &Ctx) -> Result<Reply, KError> {
-    let user = users::load(ctx, target_kuid(ctx)?)?;
-    Ok(json!(ctx.app.store.linked_strategies(&user.kuid)?).into())
+pub async fn get_user_strategies(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    Ok(json!(*ctx.app.store.linked_strategies(&user.kuid).await?).into())
 }
 
-pub fn delete_user(ctx: &Ctx) -> Result<Reply, KError> {
-    let user = users::load(ctx, target_kuid(ctx)?)?;
-    users::delete(ctx, &user)?;
+pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    users::delete(ctx, &user).await?;
     Ok(json!({ "_id": user.kuid }).into())
 }
 
-pub fn revoke_tokens(ctx: &Ctx) -> Result<Reply, KError> {
-    let user = users::load(ctx, target_kuid(ctx)?)?;
-    commit(ctx, &[Tokens::revoke_user_change(&user.kuid)])?;
+pub async fn revoke_tokens(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    commit(ctx, vec![Tokens::revoke_user_change(&user.kuid)]).await?;
     Ok(Value::Null.into())
 }
 
 // Credentials of any user: `/credentials/:strategy/:_id...`
 
-fn existing_user(ctx: &Ctx, kuid: &str) -> Result<(), KError> {
-    users::load(ctx, kuid).map(|_| ())
+async fn existing_user(ctx: &Ctx<'_>, kuid: &str) -> Result<(), KError> {
+    users::load(ctx, kuid).await.map(|_| ())
 }
 
-pub fn create_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn create_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
     let kuid = target_kuid(ctx)?;
-    existing_user(ctx, kuid)?;
+    existing_user(ctx, kuid).await?;
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
-    credentials::create(ctx, &s, kuid, &creds).map(Reply::new)
+    credentials::create(ctx, &s, kuid, &creds).await.map(Reply::new)
 }
 
-pub fn update_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn update_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
     let kuid = target_kuid(ctx)?;
-    existing_user(ctx, kuid)?;
+    existing_user(ctx, kuid).await?;
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
-    credentials::update(ctx, &s, kuid, &creds).map(Reply::new)
+    credentials::update(ctx, &s, kuid, &creds).await.map(Reply::new)
 }
 
-pub fn delete_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn delete_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::delete(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+    credentials::delete(ctx, &s, target_kuid(ctx)?).await.map(Reply::new)
 }
 
-pub fn get_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::get(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+    credentials::get(ctx, &s, target_kuid(ctx)?).await.map(Reply::new)
 }
 
-pub fn get_credentials_by_id(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn get_credentials_by_id(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::get_by_id(ctx, &s, target_kuid(ctx)?).map(Reply::new)
+    credentials::get_by_id(ctx, &s, target_kuid(ctx)?).await.map(Reply::new)
 }
 
-pub fn has_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn has_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
-    credentials::exists(ctx, &s, target_kuid(ctx)?).map(|b| Reply::new(json!(b)))
+    credentials::exists(ctx, &s, target_kuid(ctx)?).await.map(|b| Reply::new(json!(b)))
 }
 
-pub fn validate_credentials(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn validate_credentials(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
     let kuid = target_kuid(ctx)?;
     let creds = credentials_text(ctx.req.body.as_ref(), "body")?;
-    credentials::validate(ctx, &s, kuid, &creds).map(Reply::new)
+    credentials::validate(ctx, &s, kuid, &creds).await.map(Reply::new)
 }
 
-pub fn credential_fields(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn credential_fields(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let s = from_arg(ctx)?;
     Ok(json!(s.fields).into())
 }
 
-pub fn all_credential_fields(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn all_credential_fields(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let mut out = Map::new();
     for name in ctx.app.sandbox.names() {
         if let Some(s) = ctx.app.sandbox.get(&name) {

@@ -5,7 +5,7 @@ use crate::protocol::Reply;
 use crate::service::context::Ctx;
 use serde_json::json;
 
-pub fn info(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn info(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(json!({
         "serverInfo": {
             "kuzzle": {
@@ -20,15 +20,15 @@ pub fn info(ctx: &Ctx) -> Result<Reply, KError> {
     .into())
 }
 
-pub fn public_api(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn public_api(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(ctx.api.public_api().into())
 }
 
-pub fn now(_ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn now(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(json!({ "now": crate::tokens::now_ms() }).into())
 }
 
 /// Answers once the server serves: the store and the sandbox are up by then.
-pub fn health_check(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn health_check(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(json!({ "status": "green", "strategies": ctx.app.sandbox.names().len() }).into())
 }

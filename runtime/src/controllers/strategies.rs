@@ -53,7 +53,7 @@ pub fn info_of(s: &Strategy) -> Value {
     })
 }
 
-pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn register(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let name = name_arg(ctx)?;
     // The component: raw bytes over HTTP (`application/wasm`), or base64 in `body.wasm`
     // for JSON queries.
@@ -78,10 +78,13 @@ pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
     // bytes with the same config again change nothing (limits may change freely).
     let same_code =
         ctx.app.sandbox.get(name).is_some_and(|s| s.hash == upload::content_hash(&wasm) && *s.config == *config);
-    if !same_code && !ctx.req.flag("replace") && ctx.app.store.has_links(name)? {
+    let owned = name.to_string();
+    if !same_code && !ctx.req.flag("replace") && ctx.app.store.read(move |s| s.has_links(&owned)).await? {
         return Err(KError::new(defs::PLUGIN_SANDBOX_REPLACE_UNCONFIRMED, &[name]));
     }
-    let strategy = ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None).map_err(|e| invalid(&e.0))?;
+    // Compiling blocks for as long as it takes: this thread hands its other tasks over first.
+    let strategy = tokio::task::block_in_place(|| ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None))
+        .map_err(|e| invalid(&e.0))?;
     let stored = StoredStrategy {
         name: name.to_string(),
         hash: strategy.hash.clone(),
@@ -91,30 +94,30 @@ pub fn register(ctx: &Ctx) -> Result<Reply, KError> {
         registered_at_ms: strategy.registered_at_ms,
         fields: Some(strategy.fields.clone()),
     };
-    commit(ctx, &[Change::PutStrategy(stored)])?;
+    commit(ctx, vec![Change::PutStrategy(stored)]).await?;
     let strategy = ctx.app.sandbox.install(strategy);
     ctx.app.sandbox.clean_cache();
     tracing::info!(strategy = %name, hash = %strategy.hash, size = strategy.size, "strategy registered");
     Ok(info_of(&strategy).into())
 }
 
-pub fn info(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn info(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let name = name_arg(ctx)?;
     let s = named(ctx, name)?;
     Ok(info_of(&s).into())
 }
 
-pub fn unregister(ctx: &Ctx) -> Result<Reply, KError> {
+pub async fn unregister(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let name = name_arg(ctx)?;
     named(ctx, name)?;
-    let stored = ctx.app.store.strategies()?;
+    let stored = ctx.app.store.read(|s| s.strategies()).await?;
     if name == "local" && !stored.iter().any(|s| s.name == "local") {
         return Err(invalid("the bundled local strategy cannot be removed (upload a replacement to change it)"));
     }
-    commit(ctx, &[Change::DeleteStrategy(name.to_string())])?;
+    commit(ctx, vec![Change::DeleteStrategy(name.to_string())]).await?;
     // If an upload replaced the bundled local, removing it brings the bundled one back.
     if name == "local" {
-        ctx.app.install_bundled().map_err(|e| unexpected(&format!("{e:#}")))?;
+        tokio::task::block_in_place(|| ctx.app.install_bundled()).map_err(|e| unexpected(&format!("{e:#}")))?;
     } else {
         ctx.app.sandbox.remove(name);
     }

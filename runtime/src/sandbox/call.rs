@@ -2,8 +2,9 @@
 //! ready), the caps set, the function called, the outcome measured and classified, and the
 //! Store set aside for the aftercare. Nothing a call leaves behind reaches the next one.
 //!
-//! Calls are synchronous: run them on a blocking thread (the API layer does), never on the
-//! async reactor.
+//! Calls are async, on the reactor: a guest that computes yields its thread at every epoch
+//! tick until its CPU budget is spent; a guest that waits on the host (storage, hashing, its
+//! clocks) is parked and holds no thread.
 
 use super::bindings::{self, LoginRequest, StrategyError};
 use super::errors::{CallError, classify, error_message, outcome_of};
@@ -15,6 +16,8 @@ use super::host::{CallLimiter, HostState, Meter, Overlay, ReadGuard, Storage};
 use super::metrics::Outcome;
 use super::strategy::{Permit, Ready, Strategy};
 use super::warm;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
@@ -23,8 +26,8 @@ use wasmtime_wasi::{ResourceTable, WasiCtx};
 
 /// What one call is made with besides its arguments.
 pub struct CallCtx<'a> {
-    /// The request's admission to this strategy.
-    pub permit: &'a Permit,
+    /// The request's admission to this strategy: held until the call's aftercare is done.
+    pub permit: &'a Arc<Permit>,
     /// The request's uncommitted writes: the call reads through them, and adds its own if it
     /// answers `Ok(Ok(_))`.
     pub overlay: &'a mut Overlay,
@@ -48,27 +51,43 @@ pub struct Backends {
     pub log: Arc<dyn LogSink>,
 }
 
+type Store = wasmtime::Store<HostState>;
+type CallOutcome<R> = wasmtime::Result<Result<R, StrategyError>>;
+/// One exported function running on its instance; gives the Store back with the outcome.
+type Run<'r, R> = Pin<Box<dyn Future<Output = (Store, CallOutcome<R>)> + Send + 'r>>;
+
+/// `run!(i, st => i.….call_x(&mut st, args))`: an exported function as [`Calls::call`] takes it.
+macro_rules! run {
+    ($i:ident, $st:ident => $call:expr) => {
+        move |$i: bindings::Strategy, mut $st: Store| {
+            Box::pin(async move {
+                let out = $call.await;
+                ($st, out)
+            })
+        }
+    };
+}
+
 impl Calls {
     pub fn new(engine: Engine, backends: Backends) -> Self {
         let builder: warm::Builder = {
             let (engine, backends) = (engine.clone(), backends.clone());
-            Arc::new(move |s: &Strategy| fresh(&engine, &backends, s))
+            Arc::new(move |s: Arc<Strategy>| {
+                let (engine, backends) = (engine.clone(), backends.clone());
+                Box::pin(async move { fresh(&engine, &backends, &s).await })
+            })
         };
         Calls { aftercare: warm::Aftercare::new(builder), engine, backends }
     }
 
-    /// Work deferred by this thread's calls: drop their Stores, build fresh instances for the
-    /// next calls. Call it once the response is on its way (`api::dispatch` does).
-    pub fn after_response(&self) {
-        self.aftercare.run();
-    }
-
-    /// One call: a fresh Store and instance, `f` on it, then everything set aside.
-    pub(super) fn call<R: Answer>(
+    /// One call: a fresh Store and instance, `f` on it, then the Store handed to the aftercare.
+    /// Awaited on the reactor: the guest yields at every epoch tick and parks while the host
+    /// works for it. Dropping the future (the client left) ends the call there, Store and all.
+    async fn call<'r, R: Answer>(
         &self,
         strategy: &Strategy,
         cx: CallCtx<'_>,
-        f: impl FnOnce(&bindings::Strategy, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, StrategyError>>,
+        f: impl FnOnce(bindings::Strategy, Store) -> Run<'r, R>,
     ) -> Result<Result<R, StrategyError>, CallError> {
         assert!(strategy.admits(cx.permit), "a call needs its strategy's permit");
         let limits = strategy.limits.clone();
@@ -77,9 +96,11 @@ impl Calls {
         let budget = limits.cpu_ms;
         // A ready fresh instance if there is one, else one built now.
         let ready = strategy.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        self.aftercare.refill(strategy);
-        let (mut store, outcome) = match ready.map(Ok).unwrap_or_else(|| fresh(&self.engine, &self.backends, strategy))
-        {
+        let ready = match ready {
+            Some(ready) => Ok(ready),
+            None => fresh(&self.engine, &self.backends, strategy).await,
+        };
+        let (store, outcome) = match ready {
             Ok((mut store, instance)) => {
                 let state = store.data_mut();
                 state.storage.overlay = cx.overlay.clone();
@@ -87,13 +108,11 @@ impl Calls {
                 state.log.request_id = Arc::from(cx.request_id);
                 state.meter.begin(started);
                 store.set_epoch_deadline(1);
-                let outcome = f(&instance, &mut store);
-                (store, outcome)
+                f(instance, store).await
             }
             Err(e) => {
                 // Instantiation itself failed (a start function trapped, the pool is full).
-                let store = wasmtime::Store::new(&self.engine, new_state(&self.backends, strategy));
-                (store, Err(e))
+                (Store::new(&self.engine, new_state(&self.backends, strategy)), Err(e))
             }
         };
         let state = store.data();
@@ -101,8 +120,8 @@ impl Calls {
             strategy.metrics.dropped_log_lines(state.log.dropped);
         }
         let elapsed = started.elapsed();
-        let used =
-            elapsed.saturating_sub(state.meter.uncharged()).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
+        let used = state.meter.cpu_used(Instant::now()).as_secs_f64() / Duration::from_millis(budget).as_secs_f64();
+        let mut store = store;
         let result = match outcome {
             Ok(answer) => {
                 let size = match &answer {
@@ -121,21 +140,21 @@ impl Calls {
             Err(err) => Err(classify(err, &store, &limits)),
         };
         strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));
-        self.aftercare.reap(store);
+        self.aftercare.after(strategy, store, cx.permit.clone());
         result
     }
 
-    pub fn verify(
+    pub async fn verify(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
         req: &LoginRequest,
     ) -> Result<Result<String, StrategyError>, CallError> {
         check_input(s, &req.credentials)?;
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_verify(st, req))
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_verify(&mut st, req))).await
     }
 
-    pub fn validate(
+    pub async fn validate(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
@@ -144,10 +163,15 @@ impl Calls {
         is_update: bool,
     ) -> Result<Result<(), StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_validate(st, kuid, creds, is_update))
+        self.call(
+            s,
+            cx,
+            run!(i, st => i.sandgate_strategy_authenticator().call_validate(&mut st, kuid, creds, is_update)),
+        )
+        .await
     }
 
-    pub fn create(
+    pub async fn create(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
@@ -155,10 +179,10 @@ impl Calls {
         creds: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_create(st, kuid, creds))
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_create(&mut st, kuid, creds))).await
     }
 
-    pub fn update(
+    pub async fn update(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
@@ -166,55 +190,84 @@ impl Calls {
         creds: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_update(st, kuid, creds))
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_update(&mut st, kuid, creds))).await
     }
 
-    pub fn delete(&self, s: &Strategy, cx: CallCtx<'_>, kuid: &str) -> Result<Result<(), StrategyError>, CallError> {
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_delete(st, kuid))
+    pub async fn delete(
+        &self,
+        s: &Strategy,
+        cx: CallCtx<'_>,
+        kuid: &str,
+    ) -> Result<Result<(), StrategyError>, CallError> {
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_delete(&mut st, kuid))).await
     }
 
-    pub fn exists(&self, s: &Strategy, cx: CallCtx<'_>, kuid: &str) -> Result<bool, CallError> {
-        let out = self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_exists(st, kuid).map(Ok))?;
+    pub async fn exists(&self, s: &Strategy, cx: CallCtx<'_>, kuid: &str) -> Result<bool, CallError> {
+        let out = self
+            .call(
+                s,
+                cx,
+                run!(i, st => async { i.sandgate_strategy_authenticator().call_exists(&mut st, kuid).await.map(Ok) }),
+            )
+            .await?;
         Ok(out.unwrap_or(false))
     }
 
-    pub fn get_info(
+    pub async fn get_info(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
         kuid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_get_info(st, kuid))
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_get_info(&mut st, kuid))).await
     }
 
-    pub fn get_by_id(
+    pub async fn get_by_id(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
         id: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_get_by_id(st, id))
+        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_get_by_id(&mut st, id))).await
     }
 
-    pub(super) fn fields(
+    pub(super) async fn fields(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
     ) -> Result<Result<Vec<String>, StrategyError>, CallError> {
-        self.call(s, cx, |i, st| i.sandgate_strategy_authenticator().call_fields(st).map(Ok))
+        self.call(
+            s,
+            cx,
+            run!(i, st => async { i.sandgate_strategy_authenticator().call_fields(&mut st).await.map(Ok) }),
+        )
+        .await
     }
 
     /// For benchmarks: one `verify` through the per-call cycle, timed by phase:
     /// (new Store + instantiate, the call, dropping the Store).
     #[doc(hidden)]
-    pub fn timed_verify(&self, s: &Strategy, req: &LoginRequest) -> (Duration, Duration, Duration, bool) {
+    pub async fn timed_verify(&self, s: &Strategy, req: &LoginRequest) -> (Duration, Duration, Duration, bool) {
         let t0 = Instant::now();
-        let (mut store, instance) = fresh(&self.engine, &self.backends, s).expect("instantiate");
+        let (mut store, instance) = fresh(&self.engine, &self.backends, s).await.expect("instantiate");
         let t1 = Instant::now();
-        let ok = matches!(instance.sandgate_strategy_authenticator().call_verify(&mut store, req), Ok(Ok(_)));
+        let ok = matches!(instance.sandgate_strategy_authenticator().call_verify(&mut store, req).await, Ok(Ok(_)));
         let t2 = Instant::now();
         drop(store);
         (t1 - t0, t2 - t1, t2.elapsed(), ok)
+    }
+}
+
+/// Runs a call from blocking code (registering a strategy): on the server's runtime from one
+/// of its blocking threads, else on a runtime of its own (the command line).
+pub(super) fn block_on<F: Future>(call: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.block_on(call),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime for the call")
+            .block_on(call),
     }
 }
 
@@ -282,15 +335,15 @@ fn new_state(backends: &Backends, strategy: &Strategy) -> HostState {
 }
 
 /// A fresh Store with its caps, and a fresh instance of the strategy in it.
-fn fresh(engine: &Engine, backends: &Backends, strategy: &Strategy) -> wasmtime::Result<Ready> {
-    let mut store = wasmtime::Store::new(engine, new_state(backends, strategy));
+async fn fresh(engine: &Engine, backends: &Backends, strategy: &Strategy) -> wasmtime::Result<Ready> {
+    let mut store = Store::new(engine, new_state(backends, strategy));
     store.limiter(|s| &mut s.limiter);
     // At every epoch tick while the guest runs (a call of a few µs never sees one): the
     // wall-clock deadline (a host call that returned past it stops the guest at once), the
-    // CPU budget, charged for what is not hashing or waiting (argon2 may take a while), and
-    // the host-call count, which WASI calls raise without a way to trap themselves.
+    // CPU budget, charged for what is not parked time (hashing, storage, waiting, yielding),
+    // and the host-call count, which WASI calls raise without a way to trap themselves.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| ctx.data().meter.on_tick());
-    let instance = strategy.pre.instantiate(&mut store)?;
+    let instance = strategy.pre.instantiate_async(&mut store).await?;
     Ok((store, instance))
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// The epoch ticks this often; CPU budgets are counted in ticks.
-const TICK: Duration = Duration::from_millis(5);
+/// The epoch ticks this often: a computing guest yields its thread at every tick, so this is
+/// the longest another request waits behind it (1 ms; a tick costs a callback, ~1 µs).
+const TICK: Duration = Duration::from_millis(1);
 
 /// The engine for `limits`, its linker, and its epoch ticker (which stops with the engine).
 pub fn start(limits: &Limits) -> wasmtime::Result<(Engine, Linker<HostState>)> {

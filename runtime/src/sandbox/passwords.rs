@@ -4,6 +4,9 @@
 //! per hash from many worker threads made the allocator keep gigabytes resident, so the
 //! hasher owns one buffer per core and a hash waits for a free one: memory stays at
 //! cores × memory_kib, and strategies cannot run more hashes at once than there are cores.
+//!
+//! Strategies' hashes go through [`PasswordHasher::hash_async`] / [`PasswordHasher::verify_async`]: queued
+//! without a thread for one of the per-core slots, then computed on a blocking thread.
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -11,7 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// `[argon2]` in the config. Defaults: OWASP's argon2id minimum (m=19456 KiB, t=2, p=1).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -37,6 +41,8 @@ pub struct PasswordHasher {
     returned: Condvar,
     /// Argon2 computations run so far (hashes and checks).
     computed: std::sync::atomic::AtomicU64,
+    /// One per core: an async hash holds one while it computes (so it never waits for a buffer).
+    slots: tokio::sync::Semaphore,
 }
 
 impl PasswordHasher {
@@ -52,6 +58,7 @@ impl PasswordHasher {
             buffers: Mutex::new((Vec::new(), cores)),
             returned: Condvar::new(),
             computed: Default::default(),
+            slots: tokio::sync::Semaphore::new(cores),
         };
         let mut random = [0u8; 32];
         SystemRandom::new().fill(&mut random).map_err(|_| "system random failed".to_string())?;
@@ -138,12 +145,46 @@ impl PasswordHasher {
     }
 }
 
-impl super::host::crypto::Hashing for PasswordHasher {
-    fn hash(&self, password: &str) -> String {
-        PasswordHasher::hash(self, password)
+impl PasswordHasher {
+    /// Runs `f` on a blocking thread once a slot is free; returns its outcome and the time
+    /// spent queued for the slot.
+    async fn pooled<T: Send + 'static>(
+        self: Arc<Self>,
+        f: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> (Result<T, String>, Duration) {
+        let queued = Instant::now();
+        let Ok(slot) = self.slots.acquire().await else {
+            return (Err("the hasher is closed".into()), queued.elapsed());
+        };
+        slot.forget();
+        let waited = queued.elapsed();
+        // The slot is given back by the computation itself, not by this future: a hash
+        // abandoned by its caller (a client that left) holds it until it has really finished.
+        let out = tokio::task::spawn_blocking(move || {
+            let out = f(&self);
+            self.slots.add_permits(1);
+            out
+        })
+        .await
+        .map_err(|e| e.to_string());
+        (out, waited)
     }
-    fn verify(&self, password: &str, phc: &str) -> bool {
-        PasswordHasher::verify(self, password, phc)
+
+    pub async fn hash_async(self: Arc<Self>, password: String) -> (Result<String, String>, Duration) {
+        self.pooled(move |h| h.hash(&password)).await
+    }
+
+    pub async fn verify_async(self: Arc<Self>, password: String, phc: String) -> (Result<bool, String>, Duration) {
+        self.pooled(move |h| h.verify(&password, &phc)).await
+    }
+}
+
+impl super::host::crypto::Hashing for PasswordHasher {
+    fn hash(self: Arc<Self>, password: String) -> super::host::crypto::Hashed<String> {
+        Box::pin(self.hash_async(password))
+    }
+    fn verify(self: Arc<Self>, password: String, phc: String) -> super::host::crypto::Hashed<bool> {
+        Box::pin(self.verify_async(password, phc))
     }
     fn dummy(&self) -> &str {
         PasswordHasher::dummy(self)

@@ -60,11 +60,6 @@ impl Sandbox {
         &self.calls
     }
 
-    /// Work deferred by this thread's calls (see [`Calls::after_response`]).
-    pub fn after_response(&self) {
-        self.calls.after_response();
-    }
-
     pub fn get(&self, name: &str) -> Option<Arc<Strategy>> {
         self.strategies.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }

@@ -254,7 +254,8 @@ pub fn merge_limits(global: &Limits, overrides: &str) -> Result<Limits, UploadEr
 
 /// Validates, compiles (or loads from the cache) and links a component, then makes its first
 /// call: `fields`, unless `fields` were recorded when it was accepted (a restart must not
-/// depend on any strategy behaving: nothing of the strategy runs).
+/// depend on any strategy behaving: nothing of the strategy runs). Blocking (it compiles):
+/// call it from a blocking thread or outside the runtime.
 pub(super) fn prepare(
     sandbox: &Workshop,
     name: &str,
@@ -307,9 +308,9 @@ pub(super) fn prepare(
             let refused =
                 |e: super::errors::CallError| refuse(format!("the strategy failed its first call (fields): it {e}"));
             // A strategy nobody else can call yet: its permit is free.
-            let permit = strategy.try_admit().map_err(refused)?;
+            let permit = Arc::new(strategy.try_admit().map_err(refused)?);
             let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "upload", guard: None };
-            sandbox.calls.fields(&strategy, cx).map_err(refused)?.unwrap_or_default()
+            super::call::block_on(sandbox.calls.fields(&strategy, cx)).map_err(refused)?.unwrap_or_default()
         }
     };
     // Accepted: only now does its compiled artifact enter the cache.

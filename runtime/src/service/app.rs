@@ -3,9 +3,10 @@
 
 use crate::config::Config;
 use crate::sandbox::host::log::Tracing;
-use crate::sandbox::host::storage::{KeyValue, Usage};
+use crate::sandbox::host::storage::{KeyValue, Pending, Usage};
 use crate::sandbox::{Backends, PasswordHasher, Sandbox};
 use crate::service::throttle::Throttle;
+use crate::store::front::Db;
 use crate::store::{Change, Store, sqlite::Sqlite};
 use crate::tokens::Tokens;
 use anyhow::{Context, anyhow};
@@ -18,29 +19,30 @@ const SECRET_KEY: &str = "token_secret";
 
 pub struct App {
     pub config: Config,
-    pub store: Arc<dyn Store>,
+    /// The store, async (caches, reader pool, group commit: see `store::front`).
+    pub store: Arc<Db>,
     pub sandbox: Sandbox,
     pub tokens: Tokens,
     pub throttle: Arc<Throttle>,
     /// The host's password hasher (strategies reach it through `crypto`).
     pub hasher: Arc<PasswordHasher>,
-    /// Requests being handled on worker threads (`server.max_concurrent_requests`).
-    pub admission: Arc<tokio::sync::Semaphore>,
     /// This node's name in responses (`node`).
     pub node: String,
 }
 
 impl App {
-    /// Everything but the network. Blocking: call before the runtime serves requests.
+    /// Everything but the network. Blocking: call from a blocking thread of the runtime that
+    /// will serve (`spawn_blocking`), before it serves requests.
     pub fn start(config: Config) -> anyhow::Result<Arc<App>> {
-        let store: Arc<dyn Store> = Arc::new(
+        let sqlite: Arc<dyn Store> = Arc::new(
             Sqlite::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?,
         );
-        let secret = token_secret(&config, &*store)?;
-        let tokens = Tokens::new(config.tokens.clone(), &secret, &*store)?;
+        let secret = token_secret(&config, &*sqlite)?;
+        let tokens = Tokens::new(config.tokens.clone(), &secret, &*sqlite)?;
+        let stored = sqlite.strategies()?;
+        let store = Arc::new(Db::new(sqlite));
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(&config, store.clone(), hasher.clone())?;
-        let stored = store.strategies()?;
         if !stored.iter().any(|s| s.name == "local") {
             install_bundled(&sandbox)?;
         }
@@ -60,10 +62,8 @@ impl App {
         }
         sandbox.clean_cache();
         let node = format!("sandgate-{}", crate::core::ids::hex(&crate::core::ids::random::<4>()));
-        sandbox.after_response();
         let throttle = Arc::new(Throttle::new(&config.login, config.lockout_ms));
-        let admission = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
-        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, hasher, admission, node }))
+        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node }))
     }
 
     /// (Re)installs the bundled `local` strategy.
@@ -77,26 +77,32 @@ impl App {
     }
 }
 
-fn new_sandbox(config: &Config, store: Arc<dyn Store>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
+fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
     let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
     let backends = Backends { kv: Arc::new(StrategyStorage(store)), hasher, log: Arc::new(Tracing) };
     Ok(Sandbox::new(config.limits.clone(), backends, config.cache_dir.clone())?
         .with_compiler(config.compiler.clone(), keep))
 }
 
-/// The store, as the sandbox's storage interface sees it: the strategies' key-value tables.
-pub struct StrategyStorage(pub Arc<dyn Store>);
+/// The store, as the sandbox's storage interface sees it: the strategies' key-value tables,
+/// read on the store's reader pool.
+pub struct StrategyStorage(pub Arc<Db>);
 
 impl KeyValue for StrategyStorage {
-    fn get(&self, strategy: &str, key: &str) -> Result<Option<String>, String> {
-        self.0.kv_get(strategy, key).map_err(|e| e.to_string())
+    fn get(&self, strategy: &str, key: &str) -> Pending<Option<String>> {
+        let (db, strategy, key) = (self.0.clone(), strategy.to_string(), key.to_string());
+        Box::pin(async move { db.kv_get(&strategy, &key).await.map_err(|e| e.to_string()) })
     }
-    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>, String> {
-        self.0.kv_list(strategy, prefix, limit).map_err(|e| e.to_string())
+    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Pending<Vec<String>> {
+        let (db, strategy, prefix) = (self.0.clone(), strategy.to_string(), prefix.to_string());
+        Box::pin(async move { db.read(move |s| s.kv_list(&strategy, &prefix, limit)).await.map_err(|e| e.to_string()) })
     }
-    fn usage(&self, strategy: &str) -> Result<Usage, String> {
-        let u = self.0.kv_usage(strategy).map_err(|e| e.to_string())?;
-        Ok(Usage { keys: u.keys, bytes: u.bytes })
+    fn usage(&self, strategy: &str) -> Pending<Usage> {
+        let (db, strategy) = (self.0.clone(), strategy.to_string());
+        Box::pin(async move {
+            let u = db.read(move |s| s.kv_usage(&strategy)).await.map_err(|e| e.to_string())?;
+            Ok(Usage { keys: u.keys, bytes: u.bytes })
+        })
     }
 }
 
@@ -134,7 +140,7 @@ pub mod offline {
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
         let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir)?);
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
-        let sandbox = new_sandbox(config, store.clone(), hasher)?;
+        let sandbox = new_sandbox(config, Arc::new(Db::new(store.clone())), hasher)?;
         Ok((store, sandbox))
     }
 

@@ -6,7 +6,7 @@ use crate::service::app::App;
 
 /// No token: anonymous. A token that fails (bad, revoked, expired, or whose user is gone)
 /// fails the request, even for login and checkToken, as Kuzzle does.
-pub fn authenticate(app: &App, token: Option<&str>) -> Result<Caller, KError> {
+pub async fn authenticate(app: &App, token: Option<&str>) -> Result<Caller, KError> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(Caller::anonymous());
     };
@@ -14,6 +14,7 @@ pub fn authenticate(app: &App, token: Option<&str>) -> Result<Caller, KError> {
     let user = app
         .store
         .get_user(&session.kuid)
+        .await
         .map_err(|e| KError::new(defs::SECURITY_TOKEN_VERIFICATION_ERROR, &[&e.to_string()]))?
         .ok_or_else(|| KError::new(defs::SECURITY_TOKEN_INVALID, &[]))?;
     Ok(Caller { user: Some(user), session: Some(session) })

@@ -8,6 +8,8 @@ use crate::service::app::App;
 use crate::store::User;
 use crate::tokens::Session;
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Who may call an action.
@@ -48,8 +50,12 @@ impl Caller {
     }
 }
 
-/// An action's code.
-pub type Handler = fn(&Ctx) -> Result<Reply, KError>;
+/// What an action's code returns: its answer, to be awaited.
+pub type Handled<'a> = Pin<Box<dyn Future<Output = Result<Reply, KError>> + Send + 'a>>;
+
+/// An action's code: an `async fn(&Ctx) -> Result<Reply, KError>`, boxed (`api::table` wraps
+/// each with its `handler!`).
+pub type Handler = for<'a> fn(&'a Ctx<'a>) -> Handled<'a>;
 
 /// The API's description of itself, for the actions that report it. Implemented by the
 /// action table (`api::table`), which the service layer cannot name.
@@ -60,8 +66,8 @@ pub trait Catalog: Sync {
     fn actions(&self) -> Vec<(&'static str, &'static str, Access)>;
 }
 
-/// The strategies a request was admitted to, each with its permit. The dispatcher owns it
-/// and drops it once the request's work has ended (its Stores dropped too).
+/// The strategies a request was admitted to, each with its permit. Dropped with the request;
+/// a call's aftercare keeps its own reference until it is done (see `sandbox::warm`).
 #[derive(Default)]
 pub struct Admitted(Mutex<Vec<(Arc<Strategy>, Arc<Permit>)>>);
 
@@ -74,16 +80,20 @@ impl Admitted {
         self.list().push((strategy, Arc::new(permit)));
     }
 
-    /// This request's permit for `strategy`: the one the dispatcher took, or one taken now
-    /// if free (a worker never waits for a strategy). One per strategy, whatever its calls;
+    /// This request's permit for `strategy`: the one the dispatcher took, or one waited for
+    /// now (up to `limits.queue_ms`, without a thread). One per strategy, whatever its calls;
     /// a strategy replaced since the admission is the new version, with a permit of its own.
-    pub fn permit(&self, strategy: &Arc<Strategy>) -> Result<Arc<Permit>, crate::sandbox::CallError> {
-        if let Some((_, p)) = self.list().iter().find(|(_, p)| strategy.admits(p)) {
-            return Ok(p.clone());
+    pub async fn permit(&self, strategy: &Arc<Strategy>) -> Result<Arc<Permit>, crate::sandbox::CallError> {
+        if let Some(p) = self.find(strategy) {
+            return Ok(p);
         }
-        let permit = Arc::new(strategy.try_admit()?);
+        let permit = Arc::new(strategy.admit().await?);
         self.list().push((strategy.clone(), permit.clone()));
         Ok(permit)
+    }
+
+    fn find(&self, strategy: &Arc<Strategy>) -> Option<Arc<Permit>> {
+        self.list().iter().find(|(_, p)| strategy.admits(p)).map(|(_, p)| p.clone())
     }
 }
 

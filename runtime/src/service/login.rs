@@ -45,7 +45,7 @@ pub fn requested_ttl(ctx: &Ctx, value: Option<&Value>) -> Result<Ttl, KError> {
 }
 
 /// Runs the strategy's `verify` under the login throttles, then issues the token.
-pub fn login(ctx: &Ctx, s: &Arc<Strategy>, login: &LoginRequest, ttl: Ttl) -> Result<Reply, KError> {
+pub async fn login(ctx: &Ctx<'_>, s: &Arc<Strategy>, login: &LoginRequest, ttl: Ttl) -> Result<Reply, KError> {
     let req = ctx.req;
     // Logins per second on this connection, failed logins per client address, and the soft
     // lock on the records the strategy reads (see `throttle`).
@@ -53,28 +53,28 @@ pub fn login(ctx: &Ctx, s: &Arc<Strategy>, login: &LoginRequest, ttl: Ttl) -> Re
         ctx.app.throttle.connection(req.connection_id)?;
     }
     let attempt = ctx.app.throttle.attempt(req.client_ip.as_deref())?;
-    let p = permit(ctx, s)?;
+    let p = permit(ctx, s).await?;
     let mut overlay = Overlay::default();
-    let outcome = ctx.app.sandbox.calls().verify(s, call(ctx, &p, &mut overlay, Some(attempt.guard())), login);
+    let outcome = ctx.app.sandbox.calls().verify(s, call(ctx, &p, &mut overlay, Some(attempt.guard())), login).await;
     attempt.finish(&outcome);
     let kuid = answer(s, outcome)?;
-    let reply = issue(ctx, &s.name, kuid, ttl)?;
+    let reply = issue(ctx, &s.name, kuid, ttl).await?;
     // What the strategy wrote while verifying (a TOTP step, a counter) is kept on success.
-    commit(ctx, &changes(&overlay))?;
+    commit(ctx, changes(&overlay)).await?;
     Ok(reply)
 }
 
 /// The host's part, whatever the strategy said: is the user real, did this strategy create
 /// their credentials; then the token. Kuzzle trusts its plugins; Sandgate does not.
-pub fn issue(ctx: &Ctx, name: &str, kuid: String, ttl: Ttl) -> Result<Reply, KError> {
+pub async fn issue(ctx: &Ctx<'_>, name: &str, kuid: String, ttl: Ttl) -> Result<Reply, KError> {
     // Both refusals answer the client alike (which kuids exist is no business of a client
     // or of a strategy); the log says which it was.
     let refused = || KError::new(defs::PLUGIN_STRATEGY_UNKNOWN_KUID, &[&format!("[plugin] Strategy {name}:")]);
-    if ctx.app.store.get_user(&kuid)?.is_none() {
+    if ctx.app.store.get_user(&kuid).await?.is_none() {
         tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user that does not exist");
         return Err(refused());
     }
-    if !ctx.app.store.is_linked(name, &kuid)? {
+    if !ctx.app.store.is_linked(name, &kuid).await? {
         tracing::warn!(strategy = %name, kuid = %kuid, "strategy answered with a user it holds no credentials for");
         return Err(refused());
     }

@@ -34,14 +34,14 @@ pub fn from_arg(ctx: &Ctx) -> Result<Arc<Strategy>, KError> {
 }
 
 /// This request's admission to `s` (taken on its first call of `s`).
-pub fn permit(ctx: &Ctx, s: &Arc<Strategy>) -> Result<Arc<Permit>, KError> {
-    ctx.admitted.permit(s).map_err(|e| super::errors::call_error(&s.name, e))
+pub async fn permit(ctx: &Ctx<'_>, s: &Arc<Strategy>) -> Result<Arc<Permit>, KError> {
+    ctx.admitted.permit(s).await.map_err(|e| super::errors::call_error(&s.name, e))
 }
 
 /// The context of one call of this request.
 pub fn call<'a>(
     ctx: &'a Ctx,
-    permit: &'a Permit,
+    permit: &'a Arc<Permit>,
     overlay: &'a mut Overlay,
     guard: Option<ReadGuardArc>,
 ) -> CallCtx<'a> {
@@ -81,8 +81,13 @@ pub fn changes(overlay: &Overlay) -> Vec<Change> {
 }
 
 /// Commits a request's changes, and mirrors revocations in memory once they are durable.
-pub fn commit(ctx: &Ctx, changes: &[Change]) -> Result<(), KError> {
-    ctx.app.store.commit(changes)?;
-    ctx.app.tokens.apply(changes);
+pub async fn commit(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<(), KError> {
+    let revocations: Vec<Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::RevokeToken { .. } | Change::RevokeUser { .. }))
+        .cloned()
+        .collect();
+    ctx.app.store.commit(changes).await?;
+    ctx.app.tokens.apply(&revocations);
     Ok(())
 }

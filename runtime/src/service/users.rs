@@ -21,15 +21,15 @@ pub fn anonymous() -> Value {
 }
 
 /// The user `kuid`, or 404 `security.user.not_found`.
-pub fn load(ctx: &Ctx, kuid: &str) -> Result<User, KError> {
-    ctx.app.store.get_user(kuid)?.ok_or_else(|| KError::new(defs::SECURITY_USER_NOT_FOUND, &[kuid]))
+pub async fn load(ctx: &Ctx<'_>, kuid: &str) -> Result<User, KError> {
+    ctx.app.store.get_user(kuid).await?.ok_or_else(|| KError::new(defs::SECURITY_USER_NOT_FOUND, &[kuid]))
 }
 
 /// Runs `validate` then `create` of every strategy in `credentials`, and commits the user,
 /// the strategies' storage writes and the links in one transaction: on any failure, nothing
 /// is left behind.
-pub fn create(
-    ctx: &Ctx,
+pub async fn create(
+    ctx: &Ctx<'_>,
     kuid: String,
     content: Map<String, Value>,
     credentials: Option<&Map<String, Value>>,
@@ -44,7 +44,7 @@ pub fn create(
     }
     let user = User { kuid: kuid.clone(), content };
     let mut changes_ = vec![Change::InsertUser { user: user.clone(), first_admin }];
-    if ctx.app.store.get_user(&kuid)?.is_some() {
+    if ctx.app.store.get_user(&kuid).await?.is_some() {
         return Err(KError::new(defs::SECURITY_USER_ALREADY_EXISTS, &[&kuid]));
     }
     let calls = ctx.app.sandbox.calls();
@@ -54,16 +54,16 @@ pub fn create(
         let Value::Object(_) = creds else {
             return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("body.credentials.{name}"), "object"]));
         };
-        let p = permit(ctx, &s)?;
+        let p = permit(ctx, &s).await?;
         // Leftover credentials for a kuid that has no user: refuse rather than adopt them.
-        if calls.exists(&s, call(ctx, &p, &mut overlay, None), &kuid).map_err(|e| call_error(name, e))? {
+        if calls.exists(&s, call(ctx, &p, &mut overlay, None), &kuid).await.map_err(|e| call_error(name, e))? {
             return Err(KError::new(defs::SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY, &[&kuid]));
         }
-        super::credentials::write(ctx, &s, &p, &mut overlay, &kuid, &creds.to_string(), false)?;
+        super::credentials::write(ctx, &s, &p, &mut overlay, &kuid, &creds.to_string(), false).await?;
         changes_.push(Change::Link { strategy: name.clone(), kuid: kuid.clone() });
     }
     changes_.extend(changes(&overlay));
-    commit(ctx, &changes_)?;
+    commit(ctx, changes_).await?;
     Ok(user_json(&user))
 }
 
@@ -71,17 +71,17 @@ pub fn create(
 /// The admin's deletion wins over the strategies: one whose `delete` fails (or is stopped)
 /// keeps whatever it stored, but the user, their tokens and their links go all the same; the
 /// failure is logged and counted (`sandgate_strategy_forced_deletes_total`).
-pub fn delete(ctx: &Ctx, user: &User) -> Result<(), KError> {
+pub async fn delete(ctx: &Ctx<'_>, user: &User) -> Result<(), KError> {
     let calls = ctx.app.sandbox.calls();
     let mut overlay = Overlay::default();
-    for name in ctx.app.store.linked_strategies(&user.kuid)? {
-        let Some(s) = ctx.app.sandbox.get(&name) else { continue };
+    for name in ctx.app.store.linked_strategies(&user.kuid).await?.iter() {
+        let Some(s) = ctx.app.sandbox.get(name) else { continue };
         // Busy is no misbehaviour, only a moment: try again later (503), the user stays whole.
-        let p = permit(ctx, &s)?;
+        let p = permit(ctx, &s).await?;
         // A failed call adds nothing to the overlay: the other strategies' deletes stand.
-        let outcome = calls.delete(&s, call(ctx, &p, &mut overlay, None), &user.kuid);
+        let outcome = calls.delete(&s, call(ctx, &p, &mut overlay, None), &user.kuid).await;
         if let Err(e @ (CallError::Busy { .. } | CallError::PoolFull { .. })) = outcome {
-            return Err(call_error(&name, e));
+            return Err(call_error(name, e));
         }
         if let Err(e) = answer(&s, outcome) {
             s.metrics.forced_delete();
@@ -91,5 +91,5 @@ pub fn delete(ctx: &Ctx, user: &User) -> Result<(), KError> {
     let mut changes_ = changes(&overlay);
     changes_.push(Change::DeleteUser(user.kuid.clone()));
     changes_.push(Tokens::revoke_user_change(&user.kuid));
-    commit(ctx, &changes_)
+    commit(ctx, changes_).await
 }

@@ -85,7 +85,7 @@ fn wake_after(view: ClockView<'_>, wait: Duration) -> wasmtime::Result<Resource<
     subscribe(view.table, wake)
 }
 
-/// Replaces the WASI subscribe functions (call after `wasmtime_wasi::p2::add_to_linker_sync`).
+/// Replaces the WASI subscribe functions (call after `wasmtime_wasi::p2::add_to_linker_async`).
 pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> ClockView<'_>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;

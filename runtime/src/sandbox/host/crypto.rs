@@ -1,16 +1,26 @@
 //! `sandgate:strategy/crypto`: password hashing through the host's [`Hashing`] backend (off
 //! the CPU budget, its count capped), HMACs, digests, random bytes and a constant-time compare.
+//!
+//! A hash is awaited: the guest is parked while the host's argon2 pool computes it. Time
+//! queued for a free hasher is the host's congestion, not the strategy's doing: it moves the
+//! call's wall-clock deadline back by as much (the hash count is capped, so this is bounded).
 
 use super::limiter::LimitHit;
 use super::meter::Meter;
 use crate::sandbox::bindings::sandgate::strategy::crypto;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A hash being computed: its outcome, and how long it queued for a free hasher.
+pub type Hashed<T> = Pin<Box<dyn Future<Output = (Result<T, String>, Duration)> + Send + 'static>>;
 
 /// The host's password hasher, as the crypto interface sees it.
 pub trait Hashing: Send + Sync {
     /// A PHC string for `password`.
-    fn hash(&self, password: &str) -> String;
-    fn verify(&self, password: &str, phc: &str) -> bool;
+    fn hash(self: Arc<Self>, password: String) -> Hashed<String>;
+    fn verify(self: Arc<Self>, password: String, phc: String) -> Hashed<bool>;
     /// A valid hash of nothing in particular, for constant-time refusals.
     fn dummy(&self) -> &str;
 }
@@ -43,19 +53,29 @@ impl CryptoView<'_> {
         self.crypto.hash_calls += 1;
         Ok(())
     }
+
+    /// Waits for `hashed`, off the CPU budget, its queueing off the wall clock too.
+    async fn wait<T>(&mut self, hashed: Hashed<T>) -> wasmtime::Result<T> {
+        let (out, queued) = {
+            let _waiting = self.meter.waits.enter();
+            hashed.await
+        };
+        self.meter.deadline += queued;
+        out.map_err(|e| wasmtime::Error::msg(format!("password hashing failed: {e}")))
+    }
 }
 
 impl crypto::Host for CryptoView<'_> {
-    fn hash_password(&mut self, password: String) -> wasmtime::Result<String> {
+    async fn hash_password(&mut self, password: String) -> wasmtime::Result<String> {
         self.count_hash()?;
-        let hasher = self.crypto.hasher.clone();
-        Ok(self.meter.uncharged_time(|| hasher.hash(&password)))
+        let hashed = self.crypto.hasher.clone().hash(password);
+        self.wait(hashed).await
     }
 
-    fn verify_password(&mut self, password: String, phc: String) -> wasmtime::Result<bool> {
+    async fn verify_password(&mut self, password: String, phc: String) -> wasmtime::Result<bool> {
         self.count_hash()?;
-        let hasher = self.crypto.hasher.clone();
-        Ok(self.meter.uncharged_time(|| hasher.verify(&password, &phc)))
+        let hashed = self.crypto.hasher.clone().verify(password, phc);
+        self.wait(hashed).await
     }
 
     fn dummy_hash(&mut self) -> wasmtime::Result<String> {

@@ -11,9 +11,8 @@ pub struct Meter {
     pub(crate) limits: Arc<Limits>,
     /// Every host call, WASI included.
     pub(crate) host_calls: u32,
-    /// Wall time spent hashing passwords: not charged to the strategy's CPU budget.
-    pub(crate) host_time: Duration,
-    /// Time spent waiting on WASI clock pollables (not CPU either); see `clocks`.
+    /// Time the guest was parked: waiting on the host (storage, hashing, clock pollables) or
+    /// yielding its thread to other tasks. Not charged to its CPU budget.
     pub(crate) waits: Arc<Waits>,
     pub(crate) started: Instant,
     /// The call's wall-clock deadline (`limits.wall_ms` after it started).
@@ -23,7 +22,7 @@ pub struct Meter {
 impl Meter {
     pub fn new(limits: Arc<Limits>, now: Instant) -> Self {
         let deadline = now + Duration::from_millis(limits.wall_ms);
-        Meter { limits, host_calls: 0, host_time: Duration::ZERO, waits: Arc::default(), started: now, deadline }
+        Meter { limits, host_calls: 0, waits: Arc::default(), started: now, deadline }
     }
 
     /// Before each host call of ours: its count, and the wall-clock deadline.
@@ -44,38 +43,37 @@ impl Meter {
     }
 
     /// At each epoch tick while the guest runs: stop it past the wall-clock deadline, past its
-    /// CPU budget, or past its host-call count; else look again at the next tick.
+    /// CPU budget, or past its host-call count; else let the other tasks on this thread run
+    /// (`yield_now`, reference notes §5: wasmtime's own async yield starved them) and look
+    /// again at the next tick. The yield is parked time, not charged.
     pub fn on_tick(&self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
         if self.host_calls > self.limits.max_host_calls {
             return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
         }
         let now = Instant::now();
-        let guest = now.saturating_duration_since(self.started).saturating_sub(self.uncharged());
-        if now >= self.deadline || guest >= Duration::from_millis(self.limits.cpu_ms) {
+        if now >= self.deadline || self.cpu_used(now) >= Duration::from_millis(self.limits.cpu_ms) {
             return Ok(wasmtime::UpdateDeadline::Interrupt);
         }
-        Ok(wasmtime::UpdateDeadline::Continue(1))
+        let waits = self.waits.clone();
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                let _parked = waits.enter();
+                tokio::task::yield_now().await;
+            }),
+        ))
     }
 
-    /// Time of this call that is not charged as CPU: hashing and waiting.
-    pub fn uncharged(&self) -> Duration {
-        self.host_time + self.waits.total()
+    /// The call's time so far that is charged as CPU: all of it but the parked time.
+    pub fn cpu_used(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started).saturating_sub(self.waits.total())
     }
 
     /// Starts the call's clocks (a warm instance was built earlier).
     pub fn begin(&mut self, started: Instant) {
         self.started = started;
         self.deadline = started + Duration::from_millis(self.limits.wall_ms);
-        self.host_time = Duration::ZERO;
         self.waits.reset();
-    }
-
-    /// Runs `f` off the strategy's CPU budget (password hashing: its count is capped instead).
-    pub fn uncharged_time<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let out = f();
-        self.host_time += start.elapsed();
-        out
     }
 }
 

@@ -74,7 +74,7 @@ impl HasData for ConfigData {
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     // Components built with plain `cargo build --target wasm32-wasip2` import WASI for std's
     // panic and print machinery.
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     clocks::add_to_linker(linker, |s| clocks::ClockView {
         meter: &mut s.meter,
         table: &mut s.table,

@@ -1,21 +1,28 @@
 //! `sandgate:strategy/storage`: a key-value store per strategy. Reads go through the request's
 //! [`Overlay`] (its uncommitted writes) to a [`KeyValue`] backend; writes only reach the
 //! overlay, and the request commits them in one batch if it succeeds. Keys, values, counts
-//! and pending bytes are capped, and a login's reads are shown to its [`ReadGuard`].
+//! and pending bytes are capped, and a login's reads are shown to its [`ReadGuard`]. A read
+//! that goes to the backend is awaited (the guest's fiber is parked, no thread is held) and
+//! that wait is not charged to the strategy's CPU budget.
 
 use super::limiter::LimitHit;
 use super::meter::Meter;
 use crate::sandbox::bindings::sandgate::strategy::storage;
 use crate::sandbox::limits::Limits;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// A backend's answer, to be awaited.
+pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'static>>;
 
 /// What the storage interface needs of the server's persistence, and nothing more.
 pub trait KeyValue: Send + Sync {
-    fn get(&self, strategy: &str, key: &str) -> Result<Option<String>, String>;
+    fn get(&self, strategy: &str, key: &str) -> Pending<Option<String>>;
     /// Keys of `strategy` starting with `prefix`, in order, at most `limit`.
-    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>, String>;
-    fn usage(&self, strategy: &str) -> Result<Usage, String>;
+    fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Pending<Vec<String>>;
+    fn usage(&self, strategy: &str) -> Pending<Usage>;
 }
 
 /// A strategy's stored keys and bytes (keys + values), for its quotas.
@@ -94,7 +101,7 @@ impl Storage {
         Ok(())
     }
 
-    fn read(&mut self, key: &str) -> wasmtime::Result<Option<String>> {
+    async fn read(&mut self, meter: &Meter, key: &str) -> wasmtime::Result<Option<String>> {
         self.check_key(key)?;
         if let Some(guard) = &self.guard {
             guard.read(&self.strategy, key).map_err(LimitHit::Locked)?;
@@ -102,8 +109,9 @@ impl Storage {
         if let Some(value) = self.overlay.writes.get(&self.overlay_key(key)) {
             return Ok(value.clone());
         }
-        // Storage time is charged to the CPU budget: a strategy pays for what it asks.
-        self.backend.get(&self.strategy, key).map_err(|e| LimitHit::StorageFailure(e).into())
+        let pending = self.backend.get(&self.strategy, key);
+        let _waiting = meter.waits.enter();
+        pending.await.map_err(|e| LimitHit::StorageFailure(e).into())
     }
 }
 
@@ -114,12 +122,12 @@ pub struct StorageView<'a> {
 }
 
 impl storage::Host for StorageView<'_> {
-    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         self.meter.count()?;
-        self.storage.read(&key)
+        self.storage.read(self.meter, &key).await
     }
 
-    fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+    async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
         self.meter.count()?;
         let s = &mut *self.storage;
         let limits = s.limits.clone();
@@ -134,7 +142,11 @@ impl storage::Host for StorageView<'_> {
             )));
         }
         let strategy = s.strategy.clone();
-        let usage = s.backend.usage(&strategy).map_err(LimitHit::StorageFailure)?;
+        let usage = {
+            let pending = s.backend.usage(&strategy);
+            let _waiting = self.meter.waits.enter();
+            pending.await.map_err(LimitHit::StorageFailure)?
+        };
         let mine = || s.overlay.writes.iter().filter(|((name, _), _)| **name == *strategy);
         let pending_keys = mine().filter(|(_, v)| v.is_some()).count() as u64;
         let pending_bytes: u64 = mine().map(|((_, k), v)| (k.len() + v.as_ref().map_or(0, String::len)) as u64).sum();
@@ -147,21 +159,22 @@ impl storage::Host for StorageView<'_> {
         Ok(s.pend(key, Some(value)))
     }
 
-    fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
-        let existed = self.get(key.clone())?.is_some();
+    async fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
+        let existed = storage::Host::get(self, key.clone()).await?.is_some();
         // A delete that cannot be recorded (pending cap) is a delete that did not happen.
         Ok(self.storage.pend(key, None).is_ok() && existed)
     }
 
-    fn list_keys(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Vec<String>> {
+    async fn list_keys(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Vec<String>> {
         self.meter.count()?;
         let s = &*self.storage;
         s.check_key(&prefix)?;
         let limit = limit.min(10_000);
-        let stored = s
-            .backend
-            .list(&s.strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32))
-            .map_err(LimitHit::StorageFailure)?;
+        let pending = s.backend.list(&s.strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32));
+        let stored = {
+            let _waiting = self.meter.waits.enter();
+            pending.await.map_err(LimitHit::StorageFailure)?
+        };
         let mut keys: BTreeSet<String> = stored.into_iter().collect();
         for ((name, k), v) in &s.overlay.writes {
             if **name == *s.strategy && k.starts_with(&prefix) {
