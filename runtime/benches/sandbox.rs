@@ -93,8 +93,9 @@ fn main() {
         log: Arc::new(Tracing),
     };
     let sandbox = Sandbox::new(limits, backends, dir.path().join("cache")).unwrap();
-    let apikey = sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap();
-    let local = sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap();
+    // Installed as the server installs them: their fresh instances are then built ahead.
+    let apikey = sandbox.install(sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap());
+    let local = sandbox.install(sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap());
     let key = "bench-key-0123456789-abcdefghijklmnop";
     create(&rt, &sandbox, &db, &apikey, "bot", &format!(r#"{{"key":"{key}"}}"#));
     create(&rt, &sandbox, &db, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);

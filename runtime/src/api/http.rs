@@ -61,8 +61,17 @@ where
         );
     }
     if method == Method::GET && path == "/metrics" {
-        let app2 = app.clone();
-        let text = tokio::task::spawn_blocking(move || app2.sandbox.metrics_text()).await.unwrap_or_default();
+        // In memory only: rendered here.
+        let mut text = app.sandbox.metrics_text();
+        let (groups, batches) = app.store.group_commits();
+        text.push_str(&format!(
+            "# HELP sandgate_store_commits_total Transactions committed (one fsync each).\n\
+             # TYPE sandgate_store_commits_total counter\n\
+             sandgate_store_commits_total {groups}\n\
+             # HELP sandgate_store_batches_total Requests' write batches committed (several may share a commit).\n\
+             # TYPE sandgate_store_batches_total counter\n\
+             sandgate_store_batches_total {batches}\n"
+        ));
         let mut out = warp::reply::Response::new(text.into());
         out.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
         return out;
