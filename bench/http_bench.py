@@ -145,8 +145,14 @@ def main():
     # Twice the strategy's max_concurrent_calls (16): the excess waits for a permit (queue_ms),
     # it is not refused; non-2xx counts what was.
     results["local_32"] = wrk(srv.base, "/_login/local", {"username": "bot", "password": "pw"}, connections=32)
-    results["local_c1"] = wrk(srv.base, "/_login/local", {"username": "bot", "password": "pw"}, connections=1, threads=1)
-    results["local_native_c1"] = wrk(srv.base, "/_login/local-native", {"username": "bot", "password": "pw"}, connections=1, threads=1)
+    # Sandboxed against native at 1 connection, in alternating rounds: a 10 s run on its own
+    # moves by more than the 5 % it is compared with. The median of per-round p50 ratios.
+    creds = {"username": "bot", "password": "pw"}
+    rounds = [(wrk(srv.base, "/_login/local", creds, connections=1, threads=1, seconds=max(SECONDS // 2, 3)),
+               wrk(srv.base, "/_login/local-native", creds, connections=1, threads=1, seconds=max(SECONDS // 2, 3)))
+              for _ in range(3)]
+    results["local_c1_ratios"] = sorted(a["p50"] / b["p50"] for a, b in rounds)
+    results["local_c1"], results["local_native_c1"] = rounds[1]
 
     # --- memory: a fresh server, 256 connections logging in with apikey ----------------------
     mem = Server(work / "mem")
@@ -259,13 +265,13 @@ def write_report(r):
     def verdict(ok):
         return "met" if ok else "**missed**"
 
-    local_ratio = r["local_c1"]["p50"] / r["local_native_c1"]["p50"]
+    local_ratio = r["local_c1_ratios"][1]
     local_vs_hash = r["local_c1"]["p50"] * 1000 / argon_us if argon_us == argon_us else float("nan")
     targets = [
         ("sandbox cycle for apikey ≤ 10 µs (median)", f"{cycle_us:.1f} µs", cycle_us <= 10),
         ("apikey login ≥ 0.85 × native", f"{api['rps'] / nat['rps']:.2f} ×", api["rps"] / nat["rps"] >= 0.85),
         ("apikey login ≥ 0.6 × /_healthcheck", f"{api['rps'] / floor['rps']:.2f} ×", api["rps"] / floor["rps"] >= 0.6),
-        ("local login within 5 % of argon2id (p50, 1 connection, sandboxed / native login)", f"{local_ratio:.3f} ×", local_ratio <= 1.05),
+        ("local login within 5 % of argon2id (p50, 1 connection, sandboxed / native login, median of 3 alternating rounds)", f"{local_ratio:.3f} × (rounds: {', '.join(f'{x:.3f}' for x in r['local_c1_ratios'])})", local_ratio <= 1.05),
         ("start-up to healthy with 20 strategies ≤ 150 ms", f"{r['startup_20'] * 1000:.0f} ms", r["startup_20"] <= 0.150),
         ("upload of a ~200 KB component to first login ≤ 400 ms", f"{r['upload_to_login'] * 1000:.0f} ms", r["upload_to_login"] <= 0.400),
         ("RSS ≤ 150 MiB with 256 connections logging in", f"{r['rss_peak_mib']:.0f} MiB", r["rss_peak_mib"] <= 150),
@@ -291,8 +297,8 @@ Absolute figures move by ±30 % between runs.
 {row('POST /_login/apikey-native (same logic, native)', nat)}
 {row('POST /_login/local (argon2id, 4 connections)', loc)}
 {row('POST /_login/local (32 connections: twice max_concurrent_calls)', r['local_32'])}
-{row('POST /_login/local (1 connection)', r['local_c1'])}
-{row('POST /_login/local-native (same logic, native, 1 connection)', r['local_native_c1'])}
+{row('POST /_login/local (1 connection; the middle of 3 alternating rounds)', r['local_c1'])}
+{row('POST /_login/local-native (same logic, native, 1 connection; same round)', r['local_native_c1'])}
 {row('POST /_login/apikey, 256 connections', r['apikey_256'])}
 {row('POST /_login/apikey (1 thread), alone', r['apikey_1t'])}
 {row('POST /_login/apikey (1 thread) while an infinite loop is hammered', r['apikey_attack'])}

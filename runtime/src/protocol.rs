@@ -2,7 +2,7 @@
 //! and WebSocket all build a [`Request`] and send back the same [`Response`] envelope.
 
 use crate::core::errors::KError;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -182,26 +182,45 @@ impl Response {
         }
     }
 
-    /// Kuzzle's envelope (reference §2.1). `node` names this server.
-    pub fn envelope(&self, node: &str, room: bool) -> Value {
+    /// Kuzzle's envelope (reference §2.1). `node` names this server. Serialized straight from
+    /// the response (no intermediate JSON tree), keys in the order a JSON object has them.
+    pub fn envelope<'a>(&'a self, node: &'a str, room: bool) -> Envelope<'a> {
         let (result, error) = match &self.outcome {
-            Ok(reply) => (reply.result.clone(), Value::Null),
-            Err(e) => (Value::Null, serde_json::to_value(e).unwrap_or(Value::Null)),
+            Ok(reply) => (&reply.result, None),
+            Err(e) => (&Value::Null, Some(e)),
         };
-        let mut env = json!({
-            "action": self.action,
-            "controller": self.controller,
-            "error": error,
-            "headers": {},
-            "node": node,
-            "requestId": self.request_id,
-            "result": result,
-            "status": self.status,
-            "volatile": self.volatile,
-        });
-        if room {
-            env["room"] = Value::String(self.request_id.clone());
+        Envelope {
+            action: self.action.as_deref(),
+            controller: self.controller.as_deref(),
+            error,
+            headers: Empty {},
+            node,
+            request_id: &self.request_id,
+            result,
+            room: room.then_some(self.request_id.as_str()),
+            status: self.status,
+            volatile: self.volatile.as_ref(),
         }
-        env
     }
 }
+
+/// The envelope of a [`Response`], as it is written (see [`Response::envelope`]).
+#[derive(serde::Serialize)]
+pub struct Envelope<'a> {
+    action: Option<&'a str>,
+    controller: Option<&'a str>,
+    error: Option<&'a KError>,
+    headers: Empty,
+    node: &'a str,
+    #[serde(rename = "requestId")]
+    request_id: &'a str,
+    result: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<&'a str>,
+    status: u16,
+    volatile: Option<&'a Value>,
+}
+
+/// `{}`.
+#[derive(serde::Serialize)]
+struct Empty {}

@@ -194,47 +194,74 @@ pub fn find(controller: &str, action: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.controller == controller && a.action == action)
 }
 
+/// One HTTP route of the table, split once.
+struct Route {
+    verb: Verb,
+    /// `Ok(literal)` or `Err(placeholder name)`.
+    segments: Vec<Result<&'static str, &'static str>>,
+    literals: usize,
+    action: &'static Action,
+}
+
+/// Every route of the table, in table order, split at first use.
+fn routes() -> &'static [Route] {
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let mut out = Vec::new();
+        for action in ACTIONS {
+            for (verb, pattern) in action.http {
+                let trimmed = pattern.trim_end_matches('/');
+                let segments: Vec<_> = trimmed
+                    .split('/')
+                    .skip(1)
+                    .map(|p| match p.strip_prefix(':') {
+                        Some(name) => Err(name),
+                        None => Ok(p),
+                    })
+                    .collect();
+                let literals = segments.iter().filter(|s| s.is_ok()).count();
+                out.push(Route { verb: *verb, segments, literals, action });
+            }
+        }
+        out
+    })
+}
+
 /// Finds the action for `verb path`, with its placeholders bound. Among matches, the route
-/// with the most literal segments wins (`/users/_me` over `/users/:_id`).
+/// with the most literal segments wins (`/users/_me` over `/users/:_id`); among those, the
+/// first in the table.
 pub fn route(verb: Verb, path: &str) -> Option<(&'static Action, Map<String, Value>)> {
     let path = path.trim_end_matches('/');
     let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path[1..].split('/').collect() };
-    let mut best: Option<(&Action, Map<String, Value>, usize)> = None;
-    for action in ACTIONS {
-        for (v, pattern) in action.http {
-            if *v != verb {
-                continue;
-            }
-            if let Some((params, literals)) = matches(pattern, &segments)
-                && best.as_ref().is_none_or(|(_, _, l)| literals > *l)
-            {
-                best = Some((action, params, literals));
-            }
+    let mut best: Option<(&Route, Map<String, Value>)> = None;
+    for r in routes() {
+        if r.verb != verb
+            || r.segments.len() != segments.len()
+            || best.as_ref().is_some_and(|(b, _)| r.literals <= b.literals)
+        {
+            continue;
+        }
+        if let Some(params) = matches(r, &segments) {
+            best = Some((r, params));
         }
     }
-    best.map(|(action, params, _)| (action, params))
+    best.map(|(r, params)| (r.action, params))
 }
 
-/// The placeholders and the count of literal segments, if `pattern` matches.
-fn matches(pattern: &str, segments: &[&str]) -> Option<(Map<String, Value>, usize)> {
-    // Every request tries every route: nothing is allocated for a route that does not match.
-    let pattern = pattern.trim_end_matches('/');
-    if pattern.split('/').skip(1).count() != segments.len() {
+/// The placeholders, if the route matches: its literals compared first (nothing is
+/// allocated for a route that does not match), then each placeholder decoded.
+fn matches(route: &Route, segments: &[&str]) -> Option<Map<String, Value>> {
+    if !route.segments.iter().zip(segments).all(|(p, s)| p.is_err() || *p == Ok(*s)) {
         return None;
     }
     let mut params = Map::new();
-    let mut literals = 0;
-    for (p, s) in pattern.split('/').skip(1).zip(segments) {
-        if let Some(name) = p.strip_prefix(':') {
+    for (p, s) in route.segments.iter().zip(segments) {
+        if let Err(name) = p {
             let value = decode_segment(s).filter(|v| !v.is_empty())?;
             params.insert(name.to_string(), Value::String(value));
-        } else if p == *s {
-            literals += 1;
-        } else {
-            return None;
         }
     }
-    Some((params, literals))
+    Some(params)
 }
 
 /// Whether some route has this path with another verb (for a 400 unsupported verb vs 404).
@@ -305,16 +332,27 @@ mod tests {
                 // Another route matching the same path with as many literals would be a tie,
                 // decided by the table's order: there must be none.
                 let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-                let best = matches(pattern, &segments).unwrap().1;
-                for other in ACTIONS {
-                    for (v, p) in other.http.iter().filter(|(v, p)| v == verb && p != pattern) {
-                        if let Some((_, l)) = matches(p, &segments) {
-                            assert!(l != best, "{} {pattern} and {p} tie", v.name());
-                        }
+                let pattern = pattern.trim_end_matches('/');
+                let split = |p: &str| routes().iter().find(|r| r.verb == *verb && http_pattern(r) == p).unwrap();
+                let best = split(pattern).literals;
+                for other in routes().iter().filter(|r| r.verb == *verb && http_pattern(r) != pattern) {
+                    if other.segments.len() == segments.len() && matches(other, &segments).is_some() {
+                        assert!(other.literals != best, "{} {pattern} and {} tie", verb.name(), http_pattern(other));
                     }
                 }
             }
         }
+    }
+
+    /// A split route written back as its pattern.
+    fn http_pattern(r: &Route) -> String {
+        r.segments
+            .iter()
+            .map(|s| match s {
+                Ok(lit) => format!("/{lit}"),
+                Err(name) => format!("/:{name}"),
+            })
+            .collect::<String>()
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
             Ok(v) => v,
             Err(e) => {
                 let err = KError::new(defs::NETWORK_WEBSOCKET_UNEXPECTED_ERROR, &[&e.to_string()]);
-                let env = Response::bare_error(String::new(), err).envelope(&app.node, false);
-                let _ = tx.send(Message::text(env.to_string())).await;
+                let response = Response::bare_error(String::new(), err);
+                let text = serde_json::to_string(&response.envelope(&app.node, false)).unwrap_or_default();
+                let _ = tx.send(Message::text(text)).await;
                 continue;
             }
         };
@@ -57,7 +58,8 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
                 Ok(req) => dispatch::dispatch(app.clone(), req).await,
                 Err((rid, e)) => Response::bare_error(rid, e),
             };
-            let _ = tx.send(Message::text(response.envelope(&app.node, true).to_string())).await;
+            let text = serde_json::to_string(&response.envelope(&app.node, true)).unwrap_or_default();
+            let _ = tx.send(Message::text(text)).await;
             drop(permit);
         });
     }

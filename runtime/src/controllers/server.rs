@@ -30,5 +30,5 @@ pub async fn now(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 /// Answers once the server serves: the store and the sandbox are up by then.
 pub async fn health_check(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    Ok(json!({ "status": "green", "strategies": ctx.app.sandbox.names().len() }).into())
+    Ok(json!({ "status": "green", "strategies": ctx.app.sandbox.count() }).into())
 }

@@ -15,9 +15,11 @@ pub fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// A random (version 4) UUID, hyphenated.
+/// A random (version 4) UUID, hyphenated: request ids (one per request) and generated kuids.
+/// From a thread-local CSPRNG seeded by the system (uuid's `fast-rng`), not a system call
+/// per id; secrets use [`random`].
 pub fn uuid() -> String {
-    uuid::Builder::from_random_bytes(random::<16>()).into_uuid().hyphenated().to_string()
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 #[cfg(test)]

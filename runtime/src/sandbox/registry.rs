@@ -64,6 +64,11 @@ impl Sandbox {
         self.strategies.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
+    /// How many strategies are registered.
+    pub fn count(&self) -> usize {
+        self.strategies.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Registered strategy names, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> =
