@@ -219,28 +219,36 @@ def main():
 # Written by hand from a `perf record` under load (2026-11-28); kept in every report.
 ANALYSIS = """## What is missed, and what the profile shows
 
-- **Sandbox cycle ≤ 10 µs, apikey throughput ≥ 0.85 × native and ≥ 0.6 × the floor: missed**
-  (figures above). A first `perf record` under wrk load (64 connections) showed: `memset` 13 %
-  (wasmtime resets the touched part of a recycled heap after every call), TLB-shootdown IPIs
-  15 % (`smp_call_function_many_cond`, `native_write_msr`: decommits across the two cores),
-  context switches 11 % (blocking-thread hops and the helper threads of the time), malloc 8 %;
-  the guest code itself was small. What followed came from that profile.
+- **apikey throughput ≥ 0.85 × native, ≥ 10 × Express, ≥ 0.6 × the floor: missed** (figures
+  above and in "Side by side"). Since issue 10 nothing of a request leaves the reactor (no
+  thread hop, async wasmtime calls, users, links and strategy values from memory), and the
+  profile is flat. `perf record --call-graph dwarf` of apikey logins at 32 connections
+  (2026-12-02 04:26 UTC, 8.8k logins/s, sandgate's own CPU = 100 %):
+  - 30 % the aftercare of each call: dropping the call's Store 10 % (returning the instance to
+    the pool: `pagemap_scan` ioctl and reset 5 %, decommit queue 2 %) and building the next
+    fresh instance 15 % (`instantiate_async`: imports, funcrefs, module registration);
+  - 25 % the HTTP request and response in Sandgate's code (parsing, routing, the envelope,
+    `Tokens::issue` 4 %, the JWT signature 2 %), 15 % the kernel's `writev` on loopback;
+  - the call itself ≈ 10 % (the fiber switch, four host calls, the guest), malloc/free ≈ 10 %
+    across everything.
+  A fresh instance per call (nothing a call leaves survives to the next) is what costs the
+  most against a native server that only does a map lookup; it is the isolation guarantee, so
+  it stays. What could still go: the per-call instantiation work that does not depend on the
+  call (wasmtime could reuse more of an instance's setup), and allocations on the HTTP path.
+- **`GET /_healthcheck` ≥ 0.9 × the native trivial route: missed** (see "Side by side"). Its
+  profile before the last changes: routing split every route's pattern per request (6 %), the
+  envelope was built as a JSON tree before being written (6 %), a `getrandom` system call per
+  request id (2 %), the strategies listed and sorted to be counted (2 %). All four are fixed
+  (routes split once, the envelope serialized from the response, a thread-local CSPRNG, a
+  count); what is left is Kuzzle's envelope and headers (request id, CORS) that the baseline
+  does not write, and warp's per-request filters (a clone of the header map, the body stream).
 - Tried, kept: the pooling allocator, `InstancePre`, `concurrency_support(false)`, epoch (not
-  fuel); fresh instances built ahead and Stores dropped *after the response is sent*, on the
-  same worker thread (each instance still serves exactly one call; the request path is "take a
-  ready instance, call it"); `linear_memory_keep_resident` 4 MiB (+22 % logins/s); strategies
-  linked with a 128 KiB wasm stack instead of rustc's 1 MiB (+25 %: less memory to reset, drop
-  20 → 7 µs); `table_keep_resident` 64 KiB (recycled tables were decommitted with madvise on
-  every call: full cost 28 → 17.5 µs, request path 20 → 14 µs, HTTP apikey 0.42 → 0.72 × native);
-  one increment per histogram on the hot path; one argon2 buffer per core (peak RSS under
-  concurrent `local` logins 2.7 GB → 95 MB).
-- Tried, dropped: background builder and reaper threads (they cost two cross-thread wake-ups
-  per call; the paced request path was 42 µs with them, 20 µs with the same-thread aftercare).
-- Left: the call itself (≈ 8 µs against 6.4 µs natively for the same logic: four host calls,
-  two SQLite reads each taking POSIX file locks, the guest's first-call initialisation on a fresh
-  instance, copy-on-write faults); the heap restored from its image after each call (memmove +
-  memset); the blocking-thread hop per request; on this 6.18 kernel wasmtime now resets only the
-  dirty pages (`pagemap_scan`, see "Measured choice" below).
+  fuel); fresh instances built ahead and a call's Store dropped *after the response*, now in a
+  task of its own that holds the request's permit (each instance still serves exactly one call;
+  the request path is "take a ready instance, call it"); `linear_memory_keep_resident` 4 MiB;
+  strategies linked with a 128 KiB wasm stack; `table_keep_resident` 64 KiB; one argon2
+  buffer per core; `pagemap_scan` (Linux 6.18, see "Measured choice" below).
+- Tried, dropped: background builder and reaper threads (two cross-thread wake-ups per call).
 - "Start-up with the bundled strategy only" is slower than with 22 strategies because those
   servers start on an empty data directory: the bundled component is compiled, not loaded
   from the cache.
