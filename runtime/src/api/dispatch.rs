@@ -8,7 +8,7 @@ use crate::core::errors::{KError, defs};
 use crate::protocol::{Reply, Request, Response};
 use crate::service::app::App;
 use crate::service::context::{Admitted, Caller, Ctx};
-use crate::service::errors::call_error;
+use crate::service::errors::{call_error, unexpected};
 use crate::service::{authn, cookie};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +22,20 @@ pub fn next_connection_id() -> u64 {
 
 /// Every transport's entry, awaited on the reactor: nothing here blocks (tokens are checked
 /// in memory, users come from the store's cache, strategy calls and store work are awaited).
-/// A request whose row names a strategy (a login, a credentials action) first waits, without
-/// a thread, up to `limits.queue_ms` for a permit of that strategy, then 503. The permits go
-/// with the request: when it ends, or when its client leaves (the future is dropped, and the
-/// work with it), save what a call's aftercare still holds until it is done.
+/// The request runs to its end in a task of its own, whether its client waits or leaves: a
+/// logout whose client hangs up during the fsync is still revoked in memory, an upload that
+/// was stored is still installed, a strategy's permit is held until its call has really ended.
 pub async fn dispatch(app: Arc<App>, req: Request) -> Response {
+    let request_id = req.request_id.clone();
+    match tokio::spawn(handle(app, req)).await {
+        Ok(response) => response,
+        Err(e) => Response::bare_error(request_id, unexpected(&format!("the request failed: {e}"))),
+    }
+}
+
+/// A request whose row names a strategy (a login, a credentials action) first waits, without
+/// a thread, up to `limits.queue_ms` for a permit of that strategy, then 503.
+async fn handle(app: Arc<App>, req: Request) -> Response {
     let action = table::find(&req.controller, &req.action);
     let admitted = Admitted::default();
     let target = action.and_then(|a| a.admission).map(|name_of| name_of(&req));

@@ -161,9 +161,8 @@ impl PasswordHasher {
         // The slot is given back by the computation itself, not by this future: a hash
         // abandoned by its caller (a client that left) holds it until it has really finished.
         let out = tokio::task::spawn_blocking(move || {
-            let out = f(&self);
-            self.slots.add_permits(1);
-            out
+            let _back = SlotBack(self.clone());
+            f(&self)
         })
         .await
         .map_err(|e| e.to_string());
@@ -176,6 +175,15 @@ impl PasswordHasher {
 
     pub async fn verify_async(self: Arc<Self>, password: String, phc: String) -> (Result<bool, String>, Duration) {
         self.pooled(move |h| h.verify(&password, &phc)).await
+    }
+}
+
+/// Gives a hashing slot back when the computation ends, even by a panic.
+struct SlotBack(Arc<PasswordHasher>);
+
+impl Drop for SlotBack {
+    fn drop(&mut self) {
+        self.0.slots.add_permits(1);
     }
 }
 
@@ -238,6 +246,17 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pool = h.buffers.lock().unwrap();
         assert!(pool.0.len() <= cores && pool.0.len() + pool.1 == cores, "at most one buffer per core");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_gives_its_slot_back() {
+        let h = std::sync::Arc::new(cheap());
+        let cores = h.slots.available_permits();
+        let (out, _) = h.clone().pooled(|_| -> bool { panic!("a hash that fails") }).await;
+        assert!(out.is_err());
+        assert_eq!(h.slots.available_permits(), cores, "the slot is back");
+        let (ok, _) = h.clone().verify_async("pw".into(), h.hash("pw")).await;
+        assert_eq!(ok, Ok(true));
     }
 
     #[test]

@@ -95,12 +95,14 @@ impl KeyValue for StrategyStorage {
     }
     fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Pending<Vec<String>> {
         let (db, strategy, prefix) = (self.0.clone(), strategy.to_string(), prefix.to_string());
-        Box::pin(async move { db.read(move |s| s.kv_list(&strategy, &prefix, limit)).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            db.read_for_strategy(move |s| s.kv_list(&strategy, &prefix, limit)).await.map_err(|e| e.to_string())
+        })
     }
     fn usage(&self, strategy: &str) -> Pending<Usage> {
         let (db, strategy) = (self.0.clone(), strategy.to_string());
         Box::pin(async move {
-            let u = db.read(move |s| s.kv_usage(&strategy)).await.map_err(|e| e.to_string())?;
+            let u = db.read_for_strategy(move |s| s.kv_usage(&strategy)).await.map_err(|e| e.to_string())?;
             Ok(Usage { keys: u.keys, bytes: u.bytes })
         })
     }

@@ -20,6 +20,9 @@ use tokio::sync::{Semaphore, oneshot};
 
 /// Reads that may run at once (the SQLite store keeps four reader connections).
 const READERS: usize = 4;
+/// Of which strategies' storage calls may take at most this many: a strategy that lists keys
+/// in a loop cannot keep the host's own reads (a user not yet cached) waiting.
+const STRATEGY_READERS: usize = 2;
 /// Entries each cache may hold; beyond, it starts over (a scan of every user must not grow
 /// the server without bound).
 const MAX_CACHED: usize = 100_000;
@@ -32,6 +35,7 @@ const MAX_GROUP: usize = 256;
 pub struct Db {
     store: Arc<dyn Store>,
     readers: Arc<Semaphore>,
+    strategy_readers: Arc<Semaphore>,
     writer: std::sync::mpsc::Sender<Job>,
     cache: Arc<Mutex<Cache>>,
 }
@@ -67,8 +71,8 @@ impl Cache {
                 Change::DeleteUser(kuid) => (Some(kuid), Some(kuid)),
                 Change::Link { kuid, .. } | Change::Unlink { kuid, .. } => (None, Some(kuid)),
                 Change::KvPut { strategy, key, .. } | Change::KvDelete { strategy, key } => {
-                    if let Some(Some(old)) = self.kv.remove(&(strategy.clone(), key.clone())) {
-                        self.kv_bytes = self.kv_bytes.saturating_sub(key.len() + old.len());
+                    if let Some(old) = self.kv.remove(&(strategy.clone(), key.clone())) {
+                        self.kv_bytes = self.kv_bytes.saturating_sub(key.len() + old.map_or(0, |v| v.len()));
                     }
                     touched = true;
                     (None, None)
@@ -103,7 +107,13 @@ impl Db {
             .name("sandgate-writer".into())
             .spawn(move || write_loop(&*s, &c, jobs))
             .expect("spawn the store's writer");
-        Db { store, readers: Arc::new(Semaphore::new(READERS)), writer, cache }
+        Db {
+            store,
+            readers: Arc::new(Semaphore::new(READERS)),
+            strategy_readers: Arc::new(Semaphore::new(STRATEGY_READERS)),
+            writer,
+            cache,
+        }
     }
 
     /// The store itself, for blocking code (start-up, the command line), never the reactor.
@@ -113,11 +123,35 @@ impl Db {
 
     /// Runs `f` on a reader thread.
     pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static) -> Result<T> {
-        let _reader = self.readers.acquire().await.map_err(|_| StoreError::Backend("the store is closed".into()))?;
+        self.read_with(&[&self.readers], f).await
+    }
+
+    /// A read for a strategy's storage call: it also takes one of the strategies' slots.
+    pub async fn read_for_strategy<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.read_with(&[&self.strategy_readers, &self.readers], f).await
+    }
+
+    async fn read_with<T: Send + 'static>(
+        &self,
+        slots: &[&Arc<Semaphore>],
+        f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut held = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let closed = |_| StoreError::Backend("the store is closed".into());
+            held.push(Arc::clone(slot).acquire_owned().await.map_err(closed)?);
+        }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&*store))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Backend(format!("a store read failed: {e}"))))
+        // The slots go with the read itself: a caller that leaves does not free them early.
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            f(&*store)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Backend(format!("a store read failed: {e}"))))
     }
 
     /// A read through a cache: from memory if there, else from the store, kept unless a
@@ -186,7 +220,9 @@ impl Db {
                     c.kv_bytes = 0;
                 }
                 c.kv_bytes += size;
-                c.kv.insert((strategy.to_string(), key.to_string()), value);
+                if let Some(old) = c.kv.insert((strategy.to_string(), key.to_string()), value) {
+                    c.kv_bytes = c.kv_bytes.saturating_sub(key.len() + old.map_or(0, |v| v.len()));
+                }
             },
             move |store| store.kv_get(&s, &k),
         )

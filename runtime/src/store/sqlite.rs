@@ -294,7 +294,16 @@ impl Store for Sqlite {
             Ok(tx) => tx,
             Err(e) => return batches.iter().map(|_| Err(backend(&e))).collect(),
         };
-        let mut outcomes: Vec<Result<()>> = batches.iter().map(|batch| apply_batch(&mut tx, batch)).collect();
+        let mut outcomes: Vec<Result<()>> = Vec::with_capacity(batches.len());
+        for batch in batches {
+            // After some failures (disk full, I/O error) SQLite rolls the whole transaction
+            // back by itself: a later savepoint would then commit on its own. Stop there.
+            if outcomes.last().is_some_and(|o: &Result<()>| o.is_err()) && tx.is_autocommit() {
+                let lost = || Err(backend("the transaction was rolled back by the database"));
+                return batches.iter().map(|_| lost()).collect();
+            }
+            outcomes.push(apply_batch(&mut tx, batch));
+        }
         if let Err(e) = tx.commit() {
             // Nothing of the group is durable: every batch failed.
             outcomes = batches.iter().map(|_| Err(backend(&e))).collect();

@@ -60,7 +60,7 @@ impl CryptoView<'_> {
             let _waiting = self.meter.waits.enter();
             hashed.await
         };
-        self.meter.deadline += queued;
+        self.meter.postpone(queued);
         out.map_err(|e| wasmtime::Error::msg(format!("password hashing failed: {e}")))
     }
 }

@@ -15,14 +15,17 @@ pub struct Meter {
     /// yielding its thread to other tasks. Not charged to its CPU budget.
     pub(crate) waits: Arc<Waits>,
     pub(crate) started: Instant,
-    /// The call's wall-clock deadline (`limits.wall_ms` after it started).
+    /// The call's wall-clock deadline (`limits.wall_ms` after it started, plus what it
+    /// queued for the host's hashers: see [`Meter::postpone`]).
     pub(crate) deadline: Instant,
+    /// How much the deadline was moved back so far.
+    postponed: Duration,
 }
 
 impl Meter {
     pub fn new(limits: Arc<Limits>, now: Instant) -> Self {
         let deadline = now + Duration::from_millis(limits.wall_ms);
-        Meter { limits, host_calls: 0, waits: Arc::default(), started: now, deadline }
+        Meter { limits, host_calls: 0, waits: Arc::default(), started: now, deadline, postponed: Duration::ZERO }
     }
 
     /// Before each host call of ours: its count, and the wall-clock deadline.
@@ -73,7 +76,18 @@ impl Meter {
     pub fn begin(&mut self, started: Instant) {
         self.started = started;
         self.deadline = started + Duration::from_millis(self.limits.wall_ms);
+        self.postponed = Duration::ZERO;
         self.waits.reset();
+    }
+
+    /// Moves the deadline back by time the call spent queued for a shared host resource (a
+    /// free argon2 core): the host's congestion, not the strategy's doing. At most `wall_ms`
+    /// in all, so a call never lasts more than twice its wall-clock cap.
+    pub fn postpone(&mut self, queued: Duration) {
+        let room = Duration::from_millis(self.limits.wall_ms).saturating_sub(self.postponed);
+        let by = queued.min(room);
+        self.postponed += by;
+        self.deadline += by;
     }
 }
 
@@ -125,5 +139,24 @@ impl Drop for Waiting {
         {
             s.total += since.elapsed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queueing_for_the_hashers_moves_the_deadline_by_at_most_wall_ms() {
+        let limits = Arc::new(Limits { wall_ms: 1000, ..Limits::default() });
+        let start = Instant::now();
+        let mut m = Meter::new(limits, start);
+        m.postpone(Duration::from_millis(300));
+        assert_eq!(m.deadline, start + Duration::from_millis(1300));
+        m.postpone(Duration::from_secs(60));
+        assert_eq!(m.deadline, start + Duration::from_millis(2000), "never more than twice wall_ms");
+        m.begin(start);
+        m.postpone(Duration::from_millis(500));
+        assert_eq!(m.deadline, start + Duration::from_millis(1500), "each call has its own allowance");
     }
 }
