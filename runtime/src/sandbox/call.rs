@@ -82,7 +82,8 @@ impl Calls {
 
     /// One call: a fresh Store and instance, `f` on it, then the Store handed to the aftercare.
     /// Awaited on the reactor: the guest yields at every epoch tick and parks while the host
-    /// works for it. Dropping the future (the client left) ends the call there, Store and all.
+    /// works for it. A dropped future ends the call there, Store and all (the dispatcher keeps
+    /// a request running when its client leaves: see `api::dispatch`).
     async fn call<'r, R: Answer>(
         &self,
         strategy: &Strategy,
