@@ -90,6 +90,10 @@ pub struct StrategyStorage(pub Arc<Db>);
 
 impl KeyValue for StrategyStorage {
     fn get(&self, strategy: &str, key: &str) -> Pending<Option<String>> {
+        // A cached value is answered without copying the names for a read that won't happen.
+        if let Some(hit) = self.0.kv_cached(strategy, key) {
+            return Box::pin(std::future::ready(Ok(hit)));
+        }
         let (db, strategy, key) = (self.0.clone(), strategy.to_string(), key.to_string());
         Box::pin(async move { db.kv_get(&strategy, &key).await.map_err(|e| e.to_string()) })
     }

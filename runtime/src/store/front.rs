@@ -53,8 +53,11 @@ struct Cache {
     users: HashMap<String, Option<User>>,
     /// kuid → the strategies holding credentials for it.
     links: HashMap<String, Arc<Vec<String>>>,
-    /// (strategy, key) → the stored value, or `None` (known absent).
-    kv: HashMap<(String, String), Option<String>>,
+    /// strategy → key → the stored value, or `None` (known absent). Nested, so a lookup
+    /// by `&str` allocates nothing (it runs for every storage read of every call).
+    kv: HashMap<String, HashMap<String, Option<String>>>,
+    /// Entries in `kv`, and their bytes (keys + values).
+    kv_entries: usize,
     kv_bytes: usize,
     /// Group commits done, and batches they carried (for `server.info` and the tests).
     groups: u64,
@@ -71,8 +74,8 @@ impl Cache {
                 Change::DeleteUser(kuid) => (Some(kuid), Some(kuid)),
                 Change::Link { kuid, .. } | Change::Unlink { kuid, .. } => (None, Some(kuid)),
                 Change::KvPut { strategy, key, .. } | Change::KvDelete { strategy, key } => {
-                    if let Some(old) = self.kv.remove(&(strategy.clone(), key.clone())) {
-                        self.kv_bytes = self.kv_bytes.saturating_sub(key.len() + old.map_or(0, |v| v.len()));
+                    if let Some(old) = self.kv.get_mut(strategy).and_then(|m| m.remove(key)) {
+                        self.forget_kv(key, &old);
                     }
                     touched = true;
                     (None, None)
@@ -92,6 +95,32 @@ impl Cache {
             self.version += 1;
         }
     }
+
+    fn forget_kv(&mut self, key: &str, value: &Option<String>) {
+        self.kv_entries = self.kv_entries.saturating_sub(1);
+        self.kv_bytes = self.kv_bytes.saturating_sub(key.len() + value.as_ref().map_or(0, String::len));
+    }
+
+    fn put_kv(&mut self, strategy: &str, key: &str, value: Option<String>) {
+        let size = key.len() + value.as_ref().map_or(0, String::len);
+        if self.kv_bytes + size > MAX_KV_BYTES || self.kv_entries >= MAX_CACHED * 10 {
+            self.kv.clear();
+            (self.kv_entries, self.kv_bytes) = (0, 0);
+        }
+        (self.kv_entries, self.kv_bytes) = (self.kv_entries + 1, self.kv_bytes + size);
+        let old = self.kv.entry(strategy.to_string()).or_default().insert(key.to_string(), value);
+        if let Some(old) = old {
+            self.forget_kv(key, &old);
+        }
+    }
+}
+
+/// Inserts into a cache of at most [`MAX_CACHED`] entries (past it, the cache starts over).
+fn bounded_insert<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+    if map.len() >= MAX_CACHED {
+        map.clear();
+    }
+    map.insert(key.to_string(), value);
 }
 
 fn lock(cache: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
@@ -154,13 +183,13 @@ impl Db {
         .unwrap_or_else(|e| Err(StoreError::Backend(format!("a store read failed: {e}"))))
     }
 
-    /// A read through a cache: from memory if there, else from the store, kept unless a
-    /// write came in between.
-    async fn cached<T: Clone + Send + 'static>(
+    /// A read through a cache: from memory if there, else from the store (the read is made
+    /// only on a miss), kept unless a write came in between.
+    async fn cached<T: Clone + Send + 'static, R: FnOnce(&dyn Store) -> Result<T> + Send + 'static>(
         &self,
         get: impl Fn(&Cache) -> Option<T>,
         put: impl FnOnce(&mut Cache, T),
-        read: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+        read: impl FnOnce() -> R,
     ) -> Result<T> {
         let version = {
             let cache = lock(&self.cache);
@@ -169,7 +198,7 @@ impl Db {
             }
             cache.version
         };
-        let value = self.read(read).await?;
+        let value = self.read(read()).await?;
         let mut cache = lock(&self.cache);
         if cache.version == version {
             put(&mut cache, value.clone());
@@ -178,53 +207,44 @@ impl Db {
     }
 
     pub async fn get_user(&self, kuid: &str) -> Result<Option<User>> {
-        let k = kuid.to_string();
         self.cached(
             |c| c.users.get(kuid).cloned(),
-            |c, user| {
-                if c.users.len() >= MAX_CACHED {
-                    c.users.clear();
-                }
-                c.users.insert(kuid.to_string(), user);
+            |c, user| bounded_insert(&mut c.users, kuid, user),
+            || {
+                let kuid = kuid.to_string();
+                move |s: &dyn Store| s.get_user(&kuid)
             },
-            move |s| s.get_user(&k),
         )
         .await
     }
 
     /// The strategies holding credentials for `kuid`, in order.
     pub async fn linked_strategies(&self, kuid: &str) -> Result<Arc<Vec<String>>> {
-        let k = kuid.to_string();
         self.cached(
             |c| c.links.get(kuid).cloned(),
-            |c, links| {
-                if c.links.len() >= MAX_CACHED {
-                    c.links.clear();
-                }
-                c.links.insert(kuid.to_string(), links);
+            |c, links| bounded_insert(&mut c.links, kuid, links),
+            || {
+                let kuid = kuid.to_string();
+                move |s: &dyn Store| s.linked_strategies(&kuid).map(Arc::new)
             },
-            move |s| s.linked_strategies(&k).map(Arc::new),
         )
         .await
     }
 
+    /// A strategy's stored value if the cache has it (known present or known absent).
+    pub fn kv_cached(&self, strategy: &str, key: &str) -> Option<Option<String>> {
+        lock(&self.cache).kv.get(strategy).and_then(|m| m.get(key)).cloned()
+    }
+
     /// A strategy's stored value (`storage.get`).
     pub async fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
-        let (s, k) = (strategy.to_string(), key.to_string());
         self.cached(
-            |c| c.kv.get(&(strategy.to_string(), key.to_string())).cloned(),
-            |c, value: Option<String>| {
-                let size = key.len() + value.as_ref().map_or(0, String::len);
-                if c.kv_bytes + size > MAX_KV_BYTES || c.kv.len() >= MAX_CACHED * 10 {
-                    c.kv.clear();
-                    c.kv_bytes = 0;
-                }
-                c.kv_bytes += size;
-                if let Some(old) = c.kv.insert((strategy.to_string(), key.to_string()), value) {
-                    c.kv_bytes = c.kv_bytes.saturating_sub(key.len() + old.map_or(0, |v| v.len()));
-                }
+            |c| c.kv.get(strategy).and_then(|m| m.get(key)).cloned(),
+            |c, value| c.put_kv(strategy, key, value),
+            || {
+                let (strategy, key) = (strategy.to_string(), key.to_string());
+                move |s: &dyn Store| s.kv_get(&strategy, &key)
             },
-            move |store| store.kv_get(&s, &k),
         )
         .await
     }
