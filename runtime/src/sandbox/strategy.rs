@@ -71,6 +71,10 @@ impl Strategy {
 
     /// Waits (without a thread) up to `limits.queue_ms` for a permit.
     pub async fn admit(&self) -> Result<Permit, CallError> {
+        // The usual case, a free permit, sets no timer.
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(self.permit(permit));
+        }
         let wait = Duration::from_millis(self.limits.queue_ms);
         match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(self.permit(permit)),
