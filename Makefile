@@ -11,7 +11,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 # Every strategy crate of the workspace (the host is `sandgate`).
-STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-template \
+STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-oidc strategy-template \
               hostile-chaos hostile-extra-import hostile-no-export
 COMPONENTIZE_PY_VERSION := 0.25.1
 
@@ -28,8 +28,13 @@ wasm-target:
 
 strategies: rust-strategies python-strategies
 
+# The bundled strategies again, built against the 0.1.0 contract (the components older
+# servers ran), into target/wasm32-wasip2/strategy-0-1/: the tests show they keep working.
+COMPAT_STRATEGIES := strategy-local strategy-apikey strategy-totp
+
 rust-strategies: wasm-target
 	$(CARGO) build --profile strategy --target $(WASM_TARGET) $(addprefix -p ,$(STRATEGIES))
+	SANDGATE_WIT=0.1.0 $(CARGO) build --profile strategy-0-1 --target $(WASM_TARGET) $(addprefix -p ,$(COMPAT_STRATEGIES))
 
 # The Python strategy (strategies/python-local) needs componentize-py, from PyPI.
 python-strategies:
@@ -48,10 +53,12 @@ layers:
 	python3 tools/check_cycles.py --self-test
 	python3 tools/check_cycles.py runtime/src
 
+# Node packages first: the oidc tests (cargo's) log in through oidc-provider from sdk-tests/.
 test: layers strategies
-	$(CARGO) test -p sandgate -p strategy-totp
-	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk tests (sdk-tests/)"; exit 1; }
-	cd sdk-tests && npm ci --no-audit --no-fund && SANDGATE_BIN=../target/debug/sandgate npm test
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk and oidc tests (sdk-tests/)"; exit 1; }
+	cd sdk-tests && npm ci --no-audit --no-fund
+	$(CARGO) test -p sandgate -p strategy-totp -p sandgate-strategy
+	cd sdk-tests && SANDGATE_BIN=../target/debug/sandgate npm test
 
 # Release build with the native comparison path; wrk from Debian when missing; 127.0.0.1 only.
 bench: rust-strategies

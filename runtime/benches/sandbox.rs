@@ -63,7 +63,10 @@ fn create(rt: &Runtime, sandbox: &Sandbox, db: &Db, s: &Strategy, kuid: &str, cr
 async fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
     let permit = Arc::new(s.admit().await.unwrap());
     let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None };
-    sandbox.calls().verify(s, cx, req).await.unwrap().unwrap()
+    match sandbox.calls().verify(s, cx, req).await.unwrap().unwrap() {
+        sandgate::sandbox::bindings::Login::User(kuid) => kuid,
+        _ => panic!("the benchmarked strategies answer a kuid"),
+    }
 }
 
 type Runtime = tokio::runtime::Runtime;
@@ -89,13 +92,18 @@ fn main() {
     let keep = limits.keep_resident_bytes;
     let backends = Backends {
         kv: Arc::new(StrategyStorage(db.clone())),
+        network: Arc::new(sandgate::sandbox::host::http::Network::new(false)),
         hasher: Arc::new(PasswordHasher::new(&argon2).unwrap()),
         log: Arc::new(Tracing),
     };
     let sandbox = Sandbox::new(limits, backends, dir.path().join("cache")).unwrap();
     // Installed as the server installs them: their fresh instances are then built ahead.
-    let apikey = sandbox.install(sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", None).unwrap());
-    let local = sandbox.install(sandbox.prepare("local", &component("strategy_local"), "{}", "{}", None).unwrap());
+    let apikey = sandbox.install(
+        sandbox.prepare("apikey", &component("strategy_apikey"), "{}", "{}", &Default::default(), None).unwrap(),
+    );
+    let local = sandbox.install(
+        sandbox.prepare("local", &component("strategy_local"), "{}", "{}", &Default::default(), None).unwrap(),
+    );
     let key = "bench-key-0123456789-abcdefghijklmnop";
     create(&rt, &sandbox, &db, &apikey, "bot", &format!(r#"{{"key":"{key}"}}"#));
     create(&rt, &sandbox, &db, &local, "alice", r#"{"username":"alice","password":"s3cret"}"#);

@@ -116,6 +116,17 @@ pub struct FileConfig {
     pub limits: Limits,
     pub argon2: Argon2Config,
     pub login: LoginLimits,
+    pub outbound: OutboundSection,
+}
+
+/// `[outbound]`: strategies' outbound HTTP, for every strategy (each reaches only the origins
+/// listed when it was registered).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSection {
+    /// Let listed hostnames resolve to loopback, private, link-local… addresses. Off: only an
+    /// origin listed as that IP literal reaches such an address.
+    pub allow_private_networks: bool,
 }
 
 /// Everything start-up needs, resolved and checked.
@@ -139,6 +150,7 @@ pub struct Config {
     /// How uploads are compiled. `Config::resolve` says in process; `sandgate serve` sets its
     /// own binary as the compiler child (a compile past `limits.compile_ms` is killed).
     pub compiler: crate::sandbox::compile::Compiler,
+    pub outbound: OutboundSection,
 }
 
 /// What the command line / environment said (highest precedence).
@@ -237,6 +249,7 @@ impl Config {
             lockout_ms: lockout as i64,
             cache_keep_unused_ms: cache_keep_unused as u64,
             compiler: crate::sandbox::compile::Compiler::InProcess,
+            outbound: file.outbound,
         })
     }
 }

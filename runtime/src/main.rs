@@ -54,6 +54,12 @@ enum StrategyCommand {
         /// Per-strategy limit overrides, a JSON object of [limits] keys
         #[arg(long, default_value = "{}")]
         limits: String,
+        /// The origins it may reach over HTTP, a JSON array (`["https://id.example.com"]`)
+        #[arg(long, default_value = "[]")]
+        outbound: String,
+        /// Whom it may provision on first login, a JSON object (`{"profileIds":["default"]}`)
+        #[arg(long, default_value = "{}")]
+        provision: String,
         /// Replace a strategy that holds users' credentials (they then answer to the new code)
         #[arg(long)]
         replace: bool,
@@ -136,9 +142,10 @@ fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()>
     use sandgate::service::app::offline;
     let config = load(&overrides)?;
     match action {
-        StrategyCommand::Add { name, file, config: json, limits, replace } => {
+        StrategyCommand::Add { name, file, config: json, limits, outbound, provision, replace } => {
             let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}", offline::add(&config, &name, wasm, &json, &limits, replace)?);
+            let grants = sandgate::sandbox::Grants::parse(&outbound, &provision)?;
+            println!("{}", offline::add(&config, &name, wasm, &json, &limits, &grants, replace)?);
         }
         StrategyCommand::List => offline::list(&config)?.iter().for_each(|line| println!("{line}")),
         StrategyCommand::Remove { name } => {

@@ -122,13 +122,15 @@ impl Request {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub result: Value,
-    /// Extra HTTP headers (Set-Cookie); never echoed inside the JSON.
+    /// Extra HTTP headers (Set-Cookie, Location); never echoed inside the JSON.
     pub headers: Vec<(String, String)>,
+    /// A status other than 200 (a login's redirect: 302).
+    pub status: Option<u16>,
 }
 
 impl Reply {
     pub fn new(result: Value) -> Self {
-        Reply { result, headers: Vec::new() }
+        Reply { result, headers: Vec::new(), status: None }
     }
 }
 
@@ -152,7 +154,7 @@ impl Response {
     pub fn new(req: &Request, outcome: Result<Reply, KError>) -> Self {
         Response {
             status: match &outcome {
-                Ok(_) => 200,
+                Ok(reply) => reply.status.unwrap_or(200),
                 Err(e) => e.status,
             },
             controller: Some(req.controller.clone()).filter(|c| !c.is_empty()),

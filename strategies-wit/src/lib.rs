@@ -20,7 +20,8 @@ extern crate self as sandgate_strategy;
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
-/// The raw bindings generated from `wit/strategy.wit`.
+/// The raw bindings generated from `wit/strategy.wit` (`sandgate:strategy@0.2.0`).
+#[cfg(not(sandgate_wit_0_1))]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "strategy",
@@ -32,9 +33,60 @@ pub mod bindings {
     });
 }
 
+/// The raw bindings generated from `wit/0.1.0/strategy.wit` (built with `SANDGATE_WIT=0.1.0`).
+#[cfg(sandgate_wit_0_1)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "strategy",
+        path: "../wit/0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_strategy_world",
+        default_bindings_module: "::sandgate_strategy::bindings",
+        runtime_path: "::sandgate_strategy::__wit_bindgen::rt",
+    });
+}
+
 pub use bindings::sandgate::strategy::config;
 pub use bindings::sandgate::strategy::crypto;
+#[cfg(not(sandgate_wit_0_1))]
+pub use bindings::sandgate::strategy::types::{Login, Newcomer};
 pub use bindings::sandgate::strategy::types::{LoginRequest, StrategyError};
+
+#[cfg(not(sandgate_wit_0_1))]
+pub mod http;
+
+/// What a successful `verify` answers (the 0.2.0 `login` variant, for a 0.1.0 build).
+#[cfg(sandgate_wit_0_1)]
+pub enum Login {
+    User(String),
+    Redirect(String),
+    Provision(Newcomer),
+}
+#[cfg(sandgate_wit_0_1)]
+pub struct Newcomer {
+    pub credentials: String,
+    pub content: String,
+}
+
+/// What the exported `verify` answers: a `login` (0.2.0), a kuid (0.1.0).
+#[doc(hidden)]
+#[cfg(not(sandgate_wit_0_1))]
+pub type __Verified = Login;
+#[doc(hidden)]
+#[cfg(sandgate_wit_0_1)]
+pub type __Verified = String;
+
+/// A 0.1.0 component answers a kuid: the later outcomes are a refusal that says why.
+#[doc(hidden)]
+#[cfg(sandgate_wit_0_1)]
+pub fn __kuid_of(login: Result<Login>) -> Result<String> {
+    match login? {
+        Login::User(kuid) => Ok(kuid),
+        Login::Redirect(_) | Login::Provision(_) => {
+            Err(internal("redirects and provisioning need the sandgate:strategy@0.2.0 contract"))
+        }
+    }
+}
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,8 +102,10 @@ pub trait Strategy {
     fn fields() -> Vec<String> {
         Vec::new()
     }
-    /// Log in: return the kuid the credentials belong to, or `Err(rejected(..))`.
-    fn verify(req: LoginRequest) -> Result<String>;
+    /// Log in: `Login::User(kuid)` for the user the credentials belong to, `Login::Redirect`
+    /// for the next step of a multi-step login, `Login::Provision` for someone with no account
+    /// yet (if the operator allows it); or `Err(rejected(..))`.
+    fn verify(req: LoginRequest) -> Result<Login>;
     /// Check credentials before `create` (`is_update == false`) or `update`.
     fn validate(_kuid: String, _credentials: String, _is_update: bool) -> Result<()> {
         Ok(())
@@ -69,9 +123,27 @@ pub trait Strategy {
 }
 
 /// Exports a [`Strategy`] implementation as the component's `authenticator`.
+#[cfg(not(sandgate_wit_0_1))]
 #[macro_export]
 macro_rules! export_strategy {
     ($strategy:ty) => {
+        $crate::__export_strategy_with!($strategy, |login| login);
+    };
+}
+
+/// Exports a [`Strategy`] implementation as the component's `authenticator` (0.1.0).
+#[cfg(sandgate_wit_0_1)]
+#[macro_export]
+macro_rules! export_strategy {
+    ($strategy:ty) => {
+        $crate::__export_strategy_with!($strategy, $crate::__kuid_of);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_strategy_with {
+    ($strategy:ty, $answer:expr) => {
         #[doc(hidden)]
         pub struct __SandgateExport;
 
@@ -79,8 +151,8 @@ macro_rules! export_strategy {
             fn fields() -> ::std::vec::Vec<::std::string::String> {
                 <$strategy as $crate::Strategy>::fields()
             }
-            fn verify(req: $crate::LoginRequest) -> $crate::Result<::std::string::String> {
-                <$strategy as $crate::Strategy>::verify(req)
+            fn verify(req: $crate::LoginRequest) -> $crate::Result<$crate::__Verified> {
+                ($answer)(<$strategy as $crate::Strategy>::verify(req))
             }
             fn validate(kuid: ::std::string::String, credentials: ::std::string::String, is_update: bool) -> $crate::Result<()> {
                 <$strategy as $crate::Strategy>::validate(kuid, credentials, is_update)
@@ -147,6 +219,8 @@ pub mod store {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
+    #[cfg(not(sandgate_wit_0_1))]
+    pub use storage::set_expiring;
     pub use storage::{delete, get, list_keys, set};
 
     /// Reads and decodes a JSON value; a value that no longer decodes is an internal error.
@@ -163,6 +237,22 @@ pub mod store {
     pub fn set_json<T: Serialize>(key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string(value).map_err(|e| internal(e.to_string()))?;
         storage::set(key, &text).map_err(internal)
+    }
+
+    /// Like [`set_json`], but the key reads as absent `ttl_ms` after the request commits.
+    #[cfg(not(sandgate_wit_0_1))]
+    pub fn set_json_expiring<T: Serialize>(key: &str, value: &T, ttl_ms: u64) -> Result<()> {
+        let text = serde_json::to_string(value).map_err(|e| internal(e.to_string()))?;
+        storage::set_expiring(key, &text, ttl_ms).map_err(internal)
+    }
+
+    /// Reads and deletes a JSON value: what a single-use value (an OAuth `state`) needs.
+    pub fn take_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>> {
+        let value = get_json(key)?;
+        if value.is_some() {
+            storage::delete(key);
+        }
+        Ok(value)
     }
 }
 

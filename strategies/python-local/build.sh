@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python `local` strategy (app.py) into a WebAssembly component with
-# componentize-py, against the `strategy` world of wit/strategy.wit.
+# componentize-py, against the `strategy` world of wit/0.1.0/strategy.wit: a component of the
+# 0.1.0 contract, uploaded by the tests (the host serves 0.1.0 and 0.2.0 alike).
 #
 #   strategies/python-local/build.sh
 #   -> target/wasm32-wasip2/strategy/python_local.wasm
@@ -26,5 +27,5 @@ mkdir -p "$out_dir"
 cd "$here"
 echo "$("$cpy" --version) -> $out"
 # -d/-w are global options and must come before the subcommand; -p . finds app.py here.
-"$cpy" -d ../../wit -w strategy componentize app -p . -o "$out"
+"$cpy" -d ../../wit/0.1.0 -w strategy componentize app -p . -o "$out"
 echo "built $out ($(stat -c %s "$out") bytes)"

@@ -28,8 +28,10 @@ pub async fn serve(
                 .into_response()
         },
     );
-    let routes = websocket.or(http::filter(app)).unify();
+    let routes = websocket.or(http::filter(app.clone())).unify();
+    let sweeper = tokio::spawn(app.clone().sweep_expired_keys());
     warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
+    sweeper.abort();
 }
 
 /// Binds `addr`; an error names the address.

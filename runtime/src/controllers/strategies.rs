@@ -4,7 +4,7 @@
 
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
-use crate::sandbox::{Strategy, upload};
+use crate::sandbox::{Grants, Strategy, upload};
 use crate::service::context::Ctx;
 use crate::service::errors::unexpected;
 use crate::service::strategy::{commit, named};
@@ -38,9 +38,36 @@ fn json_object(ctx: &Ctx, key: &str) -> Result<String, KError> {
     }
 }
 
+/// A JSON value given as an argument (query string text) or in the body, as JSON text;
+/// `None` when absent.
+fn json_arg(ctx: &Ctx, key: &str) -> Option<String> {
+    match ctx.req.args.get(key).or_else(|| ctx.req.body_object().and_then(|b| b.get(key)))? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// What the operator grants the strategy: as given, else what the version it replaces had
+/// (grants are kept across hot swaps; `outbound=[]` and `provision={}` take them back).
+fn grants(ctx: &Ctx, name: &str) -> Result<Grants, KError> {
+    let current = ctx.app.sandbox.get(name);
+    let outbound =
+        json_arg(ctx, "outbound").or_else(|| current.as_ref().map(|s| s.outbound.to_json())).unwrap_or_default();
+    let provision = json_arg(ctx, "provision")
+        .or_else(|| {
+            current.as_ref().map(|s| Grants { provision: s.provision.clone(), ..Grants::default() }.provision_json())
+        })
+        .unwrap_or_default();
+    Grants::parse(&outbound, &provision).map_err(|e| invalid(&e.0))
+}
+
 pub fn info_of(s: &Strategy) -> Value {
     json!({
         "name": s.name,
+        "contract": s.contract().version(),
+        "outbound": serde_json::from_str::<Value>(&s.outbound.to_json()).unwrap_or(Value::Null),
+        "provision": s.provision.as_ref().map(|ids| json!({ "profileIds": ids })),
         "hash": s.hash,
         "size": s.size,
         "fields": s.fields,
@@ -73,6 +100,7 @@ pub async fn register(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     }
     let config = json_object(ctx, "config")?;
     let limits = json_object(ctx, "limits")?;
+    let grants = grants(ctx, name)?;
     // Whoever uploads under a name that holds users hands those users to the new code (it
     // inherits their links and storage, also after an unregister): only on purpose. The same
     // bytes with the same config again change nothing (limits may change freely).
@@ -83,8 +111,9 @@ pub async fn register(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         return Err(KError::new(defs::PLUGIN_SANDBOX_REPLACE_UNCONFIRMED, &[name]));
     }
     // Compiling blocks for as long as it takes: this thread hands its other tasks over first.
-    let strategy = tokio::task::block_in_place(|| ctx.app.sandbox.prepare(name, &wasm, &config, &limits, None))
-        .map_err(|e| invalid(&e.0))?;
+    let strategy =
+        tokio::task::block_in_place(|| ctx.app.sandbox.prepare(name, &wasm, &config, &limits, &grants, None))
+            .map_err(|e| invalid(&e.0))?;
     let stored = StoredStrategy {
         name: name.to_string(),
         hash: strategy.hash.clone(),
@@ -93,6 +122,8 @@ pub async fn register(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         limits,
         registered_at_ms: strategy.registered_at_ms,
         fields: Some(strategy.fields.clone()),
+        outbound: grants.outbound_json(),
+        provision: grants.provision_json(),
     };
     commit(ctx, vec![Change::PutStrategy(stored)]).await?;
     let strategy = ctx.app.sandbox.install(strategy);

@@ -222,6 +222,13 @@ pub mod defs {
         Def { id: "plugin.strategy.precondition", status: 412, code: sandgate(4, 3, 101), template: "%s" };
     pub const PLUGIN_STRATEGY_NOT_FOUND: Def =
         Def { id: "plugin.strategy.not_found", status: 404, code: sandgate(4, 3, 102), template: "%s" };
+    /// Sandgate: a strategy asked to provision a newcomer it was not allowed to.
+    pub const PLUGIN_STRATEGY_PROVISIONING_DISABLED: Def = Def {
+        id: "plugin.strategy.provisioning_disabled",
+        status: 401,
+        code: sandgate(4, 3, 103),
+        template: r#"Strategy "%s" vouches for someone who has no account, and may not create accounts (register it with provision={"profileIds":[...]} to allow it)."#,
+    };
     // Sandgate: the sandbox stopped a strategy, or refused to run or register it.
     pub const PLUGIN_SANDBOX_LIMIT_EXCEEDED: Def = Def {
         id: "plugin.sandbox.limit_exceeded",

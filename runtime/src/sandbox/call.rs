@@ -6,13 +6,15 @@
 //! tick until its CPU budget is spent; a guest that waits on the host (storage, hashing, its
 //! clocks) is parked and holds no thread.
 
-use super::bindings::{self, LoginRequest, StrategyError};
+use super::bindings::{Login, LoginRequest, StrategyError};
+use super::contract::Instance;
 use super::errors::{CallError, classify, error_message, outcome_of};
-use super::host::clocks;
 use super::host::crypto::{Crypto, Hashing};
+use super::host::http::{Network, Outbound};
 use super::host::log::{Log, LogSink};
 use super::host::storage::KeyValue;
 use super::host::{CallLimiter, HostState, Meter, Overlay, ReadGuard, Storage};
+use super::host::{clocks, v0_1};
 use super::metrics::Outcome;
 use super::strategy::{Permit, Ready, Strategy};
 use super::warm;
@@ -47,6 +49,7 @@ pub struct Calls {
 #[derive(Clone)]
 pub struct Backends {
     pub kv: Arc<dyn KeyValue>,
+    pub network: Arc<Network>,
     pub hasher: Arc<dyn Hashing>,
     pub log: Arc<dyn LogSink>,
 }
@@ -56,13 +59,32 @@ type CallOutcome<R> = wasmtime::Result<Result<R, StrategyError>>;
 /// One exported function running on its instance; gives the Store back with the outcome.
 type Run<'r, R> = Pin<Box<dyn Future<Output = (Store, CallOutcome<R>)> + Send + 'r>>;
 
-/// `run!(i, st => i.….call_x(&mut st, args))`: an exported function as [`Calls::call`] takes it.
-macro_rules! run {
-    ($i:ident, $st:ident => $call:expr) => {
-        move |$i: bindings::Strategy, mut $st: Store| {
+/// `either!(call_x(args))`: the exported function `call_x` on an instance of either contract,
+/// its refusal in the host's type; `either!(plain call_x(args))` for one that cannot refuse.
+macro_rules! either {
+    ($method:ident ( $($arg:expr),* )) => {
+        move |i: Instance, mut st: Store| -> Run<'_, _> {
             Box::pin(async move {
-                let out = $call.await;
-                ($st, out)
+                let out = match i {
+                    Instance::V0_2(i) => i.sandgate_strategy_authenticator().$method(&mut st, $($arg),*).await,
+                    Instance::V0_1(i) => i
+                        .sandgate_strategy_authenticator()
+                        .$method(&mut st, $($arg),*)
+                        .await
+                        .map(|answer| answer.map_err(v0_1::error)),
+                };
+                (st, out)
+            })
+        }
+    };
+    (plain $method:ident ( $($arg:expr),* )) => {
+        move |i: Instance, mut st: Store| -> Run<'_, _> {
+            Box::pin(async move {
+                let out = match i {
+                    Instance::V0_2(i) => i.sandgate_strategy_authenticator().$method(&mut st, $($arg),*).await,
+                    Instance::V0_1(i) => i.sandgate_strategy_authenticator().$method(&mut st, $($arg),*).await,
+                };
+                (st, out.map(Ok))
             })
         }
     };
@@ -88,7 +110,7 @@ impl Calls {
         &self,
         strategy: &Strategy,
         cx: CallCtx<'_>,
-        f: impl FnOnce(bindings::Strategy, Store) -> Run<'r, R>,
+        f: impl FnOnce(Instance, Store) -> Run<'r, R>,
     ) -> Result<Result<R, StrategyError>, CallError> {
         assert!(strategy.admits(cx.permit), "a call needs its strategy's permit");
         let limits = strategy.limits.clone();
@@ -145,14 +167,29 @@ impl Calls {
         result
     }
 
+    /// `verify`: whose credentials these are, or the login's next step (0.2.0 only; a 0.1.0
+    /// component answers a kuid).
     pub async fn verify(
         &self,
         s: &Strategy,
         cx: CallCtx<'_>,
         req: &LoginRequest,
-    ) -> Result<Result<String, StrategyError>, CallError> {
+    ) -> Result<Result<Login, StrategyError>, CallError> {
         check_input(s, &req.credentials)?;
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_verify(&mut st, req))).await
+        let run = move |i: Instance, mut st: Store| -> Run<'_, Login> {
+            Box::pin(async move {
+                let out = match i {
+                    Instance::V0_2(i) => i.sandgate_strategy_authenticator().call_verify(&mut st, req).await,
+                    Instance::V0_1(i) => {
+                        let req = v0_1::request(req);
+                        let out = i.sandgate_strategy_authenticator().call_verify(&mut st, &req).await;
+                        out.map(|answer| answer.map(Login::User).map_err(v0_1::error))
+                    }
+                };
+                (st, out)
+            })
+        };
+        self.call(s, cx, run).await
     }
 
     pub async fn validate(
@@ -164,12 +201,7 @@ impl Calls {
         is_update: bool,
     ) -> Result<Result<(), StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(
-            s,
-            cx,
-            run!(i, st => i.sandgate_strategy_authenticator().call_validate(&mut st, kuid, creds, is_update)),
-        )
-        .await
+        self.call(s, cx, either!(call_validate(kuid, creds, is_update))).await
     }
 
     pub async fn create(
@@ -180,7 +212,7 @@ impl Calls {
         creds: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_create(&mut st, kuid, creds))).await
+        self.call(s, cx, either!(call_create(kuid, creds))).await
     }
 
     pub async fn update(
@@ -191,7 +223,7 @@ impl Calls {
         creds: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
         check_input(s, creds)?;
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_update(&mut st, kuid, creds))).await
+        self.call(s, cx, either!(call_update(kuid, creds))).await
     }
 
     pub async fn delete(
@@ -200,17 +232,11 @@ impl Calls {
         cx: CallCtx<'_>,
         kuid: &str,
     ) -> Result<Result<(), StrategyError>, CallError> {
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_delete(&mut st, kuid))).await
+        self.call(s, cx, either!(call_delete(kuid))).await
     }
 
     pub async fn exists(&self, s: &Strategy, cx: CallCtx<'_>, kuid: &str) -> Result<bool, CallError> {
-        let out = self
-            .call(
-                s,
-                cx,
-                run!(i, st => async { i.sandgate_strategy_authenticator().call_exists(&mut st, kuid).await.map(Ok) }),
-            )
-            .await?;
+        let out = self.call(s, cx, either!(plain call_exists(kuid))).await?;
         Ok(out.unwrap_or(false))
     }
 
@@ -220,7 +246,7 @@ impl Calls {
         cx: CallCtx<'_>,
         kuid: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_get_info(&mut st, kuid))).await
+        self.call(s, cx, either!(call_get_info(kuid))).await
     }
 
     pub async fn get_by_id(
@@ -229,7 +255,7 @@ impl Calls {
         cx: CallCtx<'_>,
         id: &str,
     ) -> Result<Result<String, StrategyError>, CallError> {
-        self.call(s, cx, run!(i, st => i.sandgate_strategy_authenticator().call_get_by_id(&mut st, id))).await
+        self.call(s, cx, either!(call_get_by_id(id))).await
     }
 
     pub(super) async fn fields(
@@ -237,12 +263,7 @@ impl Calls {
         s: &Strategy,
         cx: CallCtx<'_>,
     ) -> Result<Result<Vec<String>, StrategyError>, CallError> {
-        self.call(
-            s,
-            cx,
-            run!(i, st => async { i.sandgate_strategy_authenticator().call_fields(&mut st).await.map(Ok) }),
-        )
-        .await
+        self.call(s, cx, either!(plain call_fields())).await
     }
 
     /// For benchmarks: one `verify` through the per-call cycle, timed by phase:
@@ -252,7 +273,15 @@ impl Calls {
         let t0 = Instant::now();
         let (mut store, instance) = fresh(&self.engine, &self.backends, s).await.expect("instantiate");
         let t1 = Instant::now();
-        let ok = matches!(instance.sandgate_strategy_authenticator().call_verify(&mut store, req).await, Ok(Ok(_)));
+        let ok = match instance {
+            Instance::V0_2(i) => {
+                matches!(i.sandgate_strategy_authenticator().call_verify(&mut store, req).await, Ok(Ok(_)))
+            }
+            Instance::V0_1(i) => {
+                let req = v0_1::request(req);
+                matches!(i.sandgate_strategy_authenticator().call_verify(&mut store, &req).await, Ok(Ok(_)))
+            }
+        };
         let t2 = Instant::now();
         drop(store);
         (t1 - t0, t2 - t1, t2.elapsed(), ok)
@@ -287,6 +316,15 @@ pub trait Answer {
 impl Answer for String {
     fn size(&self) -> usize {
         self.len()
+    }
+}
+impl Answer for Login {
+    fn size(&self) -> usize {
+        match self {
+            Login::User(kuid) => kuid.len(),
+            Login::Redirect(url) => url.len(),
+            Login::Provision(newcomer) => newcomer.credentials.len() + newcomer.content.len(),
+        }
     }
 }
 impl Answer for () {
@@ -330,6 +368,15 @@ fn new_state(backends: &Backends, strategy: &Strategy) -> HostState {
         crypto: Crypto::new(backends.hasher.clone()),
         log: Log::new(backends.log.clone(), name),
         config: strategy.config.clone(),
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        outbound: Outbound {
+            allow: strategy.outbound.clone(),
+            network: backends.network.clone(),
+            limits: strategy.limits.clone(),
+            metrics: strategy.metrics.clone(),
+            requests: 0,
+            deadline: now,
+        },
         stderr,
         clock_origin: now,
     }

@@ -37,6 +37,14 @@ pub struct Limits {
     /// Log lines a call may emit (more are dropped and counted), and their length.
     pub max_log_lines: u32,
     pub max_log_line_bytes: usize,
+    /// Outbound HTTP (a strategy whose operator listed origins it may reach): requests one
+    /// call may make, how long connecting and the response may take (each request, within
+    /// the call's `wall_ms`), and the largest response and request bodies (bytes). Waiting on
+    /// the network is not charged to `cpu_ms`.
+    pub max_http_requests: u32,
+    pub http_timeout_ms: u64,
+    pub max_http_response_bytes: usize,
+    pub max_http_request_bytes: usize,
     /// Requests working with this strategy at once (each holds one permit, whatever its
     /// number of calls, until its work has ended). Logins and credentials actions beyond it
     /// wait up to `queue_ms` before taking a worker thread, then 503; a request that finds it
@@ -78,6 +86,10 @@ impl Default for Limits {
             max_random_bytes: 64 << 10,
             max_log_lines: 20,
             max_log_line_bytes: 1024,
+            max_http_requests: 8,
+            http_timeout_ms: 5000,
+            max_http_response_bytes: 1 << 20,
+            max_http_request_bytes: 64 << 10,
             max_concurrent_calls: 16,
             queue_ms: 5000,
             pool_instances: 256,
@@ -117,6 +129,7 @@ impl Limits {
             ("limits.wall_ms", self.wall_ms),
             ("limits.queue_ms", self.queue_ms),
             ("limits.compile_ms", self.compile_ms),
+            ("limits.http_timeout_ms", self.http_timeout_ms),
         ] {
             if ms > 3_600_000 {
                 return Err(format!("{key} must be at most 3600000 (one hour)"));

@@ -90,8 +90,42 @@ impl<const N: usize> Histogram<N> {
     }
 }
 
+/// What became of a strategy's outbound HTTP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpOutcome {
+    /// A response came (whatever its status).
+    Answered,
+    /// The origin is not in the strategy's `outbound` list.
+    Denied,
+    /// The host resolved to addresses that are not the public internet (not listed as such).
+    Private,
+    /// The call had made `limits.max_http_requests` already.
+    TooMany,
+    /// Connecting or the response took longer than `limits.http_timeout_ms` or the call's
+    /// wall-clock cap.
+    Timeout,
+    /// The response body passed `limits.max_http_response_bytes`.
+    ResponseTooLarge,
+    /// The request body passed `limits.max_http_request_bytes`.
+    RequestTooLarge,
+    /// DNS, connection, TLS, protocol.
+    Failed,
+}
+
+const HTTP_OUTCOMES: [(HttpOutcome, &str); 8] = [
+    (HttpOutcome::Answered, "answered"),
+    (HttpOutcome::Denied, "denied"),
+    (HttpOutcome::Private, "private_address"),
+    (HttpOutcome::TooMany, "limit_requests"),
+    (HttpOutcome::Timeout, "limit_time"),
+    (HttpOutcome::ResponseTooLarge, "limit_response_size"),
+    (HttpOutcome::RequestTooLarge, "limit_request_size"),
+    (HttpOutcome::Failed, "failed"),
+];
+
 #[derive(Default)]
 pub struct StrategyMetrics {
+    http: [AtomicU64; HTTP_OUTCOMES.len()],
     outcomes: [AtomicU64; OUTCOMES.len()],
     latency: Histogram<12>,
     budget: Histogram<7>,
@@ -111,6 +145,16 @@ impl StrategyMetrics {
         if let Some(used) = budget_used {
             self.budget.observe(&BUDGET, used);
         }
+    }
+
+    pub fn http(&self, outcome: HttpOutcome) {
+        let i = HTTP_OUTCOMES.iter().position(|(o, _)| *o == outcome).expect("every outcome is listed");
+        self.http[i].fetch_add(1, Relaxed);
+    }
+
+    pub fn http_count(&self, outcome: HttpOutcome) -> u64 {
+        let i = HTTP_OUTCOMES.iter().position(|(o, _)| *o == outcome).expect("listed");
+        self.http[i].load(Relaxed)
     }
 
     pub fn dropped_log_lines(&self, n: u32) {
@@ -143,6 +187,12 @@ impl StrategyMetrics {
         }
         map.insert("calls".into(), self.latency.count.load(Relaxed).into());
         map.insert("forcedDeletes".into(), self.forced_deletes.load(Relaxed).into());
+        let http: serde_json::Map<String, serde_json::Value> = HTTP_OUTCOMES
+            .iter()
+            .enumerate()
+            .map(|(i, (_, l))| (l.to_string(), self.http[i].load(Relaxed).into()))
+            .collect();
+        map.insert("http".into(), serde_json::Value::Object(http));
         serde_json::Value::Object(map)
     }
 }
@@ -182,6 +232,17 @@ pub fn render(all: &[(String, std::sync::Arc<StrategyMetrics>)]) -> String {
     out.push_str("# TYPE sandgate_strategy_calls_in_flight gauge\n");
     for (name, m) in all {
         let _ = writeln!(out, "sandgate_strategy_calls_in_flight{{strategy=\"{name}\"}} {}", m.in_flight.load(Relaxed));
+    }
+    out.push_str("# HELP sandgate_strategy_http_requests_total Strategies' outbound HTTP requests by outcome (answered, refused, each cap hit).\n");
+    out.push_str("# TYPE sandgate_strategy_http_requests_total counter\n");
+    for (name, m) in all {
+        for (i, (_, label)) in HTTP_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sandgate_strategy_http_requests_total{{strategy=\"{name}\",outcome=\"{label}\"}} {}",
+                m.http[i].load(Relaxed)
+            );
+        }
     }
     let per_strategy: [(&str, &str, Counter); 2] = [
         (

@@ -5,15 +5,17 @@
 //! size, host-call counts; each strategy admits a bounded number of requests at once.
 //!
 //! Rooms, bottom up: `limits`, `metrics`, `bindings` (the WIT world), `host/` (one file per
-//! interface), `errors`, `strategy` (a registered strategy and its admission), `warm`
+//! interface), `contract` (0.2.0 or 0.1.0), `errors`, `grants` (what the operator allows it), `strategy` (a registered strategy and its admission), `warm`
 //! (instances built ahead), `call` (one call's life), `engine`, `compile` and `upload`
 //! (bytes to a strategy), `registry` (the [`Sandbox`] itself).
 
 pub mod bindings;
 pub mod call;
 pub mod compile;
+pub mod contract;
 mod engine;
 pub mod errors;
+pub mod grants;
 pub mod host;
 pub mod limits;
 pub mod metrics;
@@ -25,6 +27,7 @@ mod warm;
 
 pub use call::{Backends, CallCtx, Calls};
 pub use errors::{CallError, UploadError};
+pub use grants::Grants;
 pub use limits::Limits;
 pub use passwords::{Argon2Config, PasswordHasher};
 pub use registry::Sandbox;

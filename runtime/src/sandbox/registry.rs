@@ -85,9 +85,11 @@ impl Sandbox {
         wasm: &[u8],
         config: &str,
         limits: &str,
+        grants: &super::grants::Grants,
         fields: Option<Vec<String>>,
     ) -> Result<Strategy, UploadError> {
-        upload::prepare(&self.workshop(), name, wasm, config, limits, fields, || self.metrics_for(name))
+        let registration = upload::Registration { name, wasm, config, limits, grants };
+        upload::prepare(&self.workshop(), registration, fields, || self.metrics_for(name))
     }
 
     /// Makes `strategy` the one new calls get; calls in flight keep the one they hold.

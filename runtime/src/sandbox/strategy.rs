@@ -1,9 +1,10 @@
 //! A registered strategy: its compiled component ready to instantiate, what it was registered
 //! with, and its admission: the one mechanism that caps its concurrent work.
 
-use super::bindings::StrategyPre;
+use super::contract::{Instance, Pre};
 use super::errors::CallError;
 use super::host::HostState;
+use super::host::http::allow::AllowList;
 use super::limits::Limits;
 use super::metrics::{Outcome, StrategyMetrics};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,11 +13,11 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A fresh instance and its Store, ready for exactly one call (see `warm`).
-pub type Ready = (wasmtime::Store<super::host::HostState>, super::bindings::Strategy);
+pub type Ready = (wasmtime::Store<HostState>, Instance);
 
 pub struct Strategy {
     pub name: String,
-    pub(super) pre: StrategyPre<HostState>,
+    pub(super) pre: Pre,
     pub config: Arc<str>,
     pub fields: Vec<String>,
     /// sha256 of the component, hex.
@@ -27,6 +28,10 @@ pub struct Strategy {
     pub limits: Arc<Limits>,
     /// The overrides as the operator gave them (JSON object text).
     pub limit_overrides: String,
+    /// The origins it may reach over HTTP (none: no network).
+    pub outbound: Arc<AllowList>,
+    /// The profiles of the users it may provision (`None`: it may not provision anyone).
+    pub provision: Option<Vec<String>>,
     pub metrics: Arc<StrategyMetrics>,
     /// `limits.max_concurrent_calls` permits. A request holds one from before it takes a
     /// worker (an action whose row names its strategy: logins, credentials) or from its first
@@ -50,7 +55,7 @@ pub struct Permit {
 }
 
 impl Strategy {
-    pub(super) fn new(name: &str, pre: StrategyPre<HostState>, limits: Limits, metrics: Arc<StrategyMetrics>) -> Self {
+    pub(super) fn new(name: &str, pre: Pre, limits: Limits, metrics: Arc<StrategyMetrics>) -> Self {
         Strategy {
             name: name.to_string(),
             pre,
@@ -62,6 +67,8 @@ impl Strategy {
             permits: Arc::new(Semaphore::new(limits.max_concurrent_calls as usize)),
             limits: Arc::new(limits),
             limit_overrides: "{}".into(),
+            outbound: Arc::default(),
+            provision: None,
             metrics,
             running: AtomicU32::new(0),
             warm: Mutex::new(Vec::new()),
@@ -104,6 +111,11 @@ impl Strategy {
     /// Whether `permit` admits calls of this strategy (this very registration).
     pub fn admits(&self, permit: &Permit) -> bool {
         permit.strategy == self as *const Strategy as usize
+    }
+
+    /// The contract version its component was built against.
+    pub fn contract(&self) -> super::contract::Contract {
+        self.pre.contract()
     }
 
     /// Calls running in the sandbox now.

@@ -1,9 +1,9 @@
 //! Turning uploaded bytes into a registered strategy: validation with messages that name the
 //! problem, compilation once, and a compiled-artifact cache keyed by content hash and engine.
 
-use super::bindings::StrategyPre;
 use super::call::{CallCtx, Calls};
 use super::compile::Compiler;
+use super::contract::{Contract, Pre};
 use super::errors::UploadError;
 use super::host::{HostState, Overlay};
 use super::limits::Limits;
@@ -85,6 +85,7 @@ const PROVIDED: &[(&str, &[&str])] = &[
     ),
     ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
     ("wasi:filesystem", &["types", "preopens"]),
+    ("wasi:http", &["types", "outgoing-handler"]),
     ("wasi:io", &["error", "poll", "streams"]),
     ("wasi:random", &["random", "insecure", "insecure-seed"]),
     (
@@ -93,24 +94,29 @@ const PROVIDED: &[(&str, &[&str])] = &[
     ),
 ];
 
-const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.1.0";
+/// What a strategy must export, in every contract version served.
+const AUTHENTICATOR: &str = "sandgate:strategy/authenticator@0.2.0 (or @0.1.0)";
 
 /// Whether Sandgate provides `name` (`pkg:ns/interface@version`): same package and interface,
-/// a version the linker resolves (sandgate 0.1.x, WASI 0.2.x).
+/// a version the linker resolves (sandgate 0.2.x and 0.1.x, WASI 0.2.x).
 fn provided(name: &str) -> bool {
     let Some((path, version)) = name.split_once('@') else { return false };
     let Some((package, interface)) = path.split_once('/') else { return false };
-    let compatible =
-        if package == "sandgate:strategy" { version.starts_with("0.1.") } else { version.starts_with("0.2.") };
+    let compatible = if package == "sandgate:strategy" {
+        version.starts_with("0.2.") || version.starts_with("0.1.")
+    } else {
+        version.starts_with("0.2.")
+    };
     compatible && PROVIDED.iter().any(|(p, interfaces)| *p == package && interfaces.contains(&interface))
 }
 
 /// Reads the component's own imports and exports, before any compilation: a component that
-/// could never link is refused for the price of a parse, not of a compile.
-fn check_interfaces(wasm: &[u8]) -> Result<(), UploadError> {
+/// could never link is refused for the price of a parse, not of a compile. Answers the contract
+/// version its `authenticator` export was built against (the newest, if it has several).
+fn check_interfaces(wasm: &[u8]) -> Result<Contract, UploadError> {
     use wasmparser::{Parser, Payload};
     let mut depth = 0usize;
-    let mut exports_authenticator = false;
+    let mut contract: Option<Contract> = None;
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
         match payload {
@@ -122,7 +128,7 @@ fn check_interfaces(wasm: &[u8]) -> Result<(), UploadError> {
                     if !provided(import.name.name) {
                         return Err(refuse(format!(
                             "the component imports `{}`, which Sandgate does not provide (a strategy may import \
-                             sandgate:strategy/{{storage,crypto,log,config}} and WASI p2 only)",
+                             sandgate:strategy/{{storage,crypto,log,config}}, WASI p2 and wasi:http/outgoing-handler only)",
                             import.name.name
                         )));
                     }
@@ -131,16 +137,16 @@ fn check_interfaces(wasm: &[u8]) -> Result<(), UploadError> {
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
                     let export = export.map_err(|e| refuse(format!("invalid component: {}", e.message())))?;
-                    exports_authenticator |= export.name.name == AUTHENTICATOR;
+                    if let Some(c) = Contract::of_export(export.name.name) {
+                        contract =
+                            Some(contract.map_or(c, |seen: Contract| if seen == Contract::V0_2 { seen } else { c }));
+                    }
                 }
             }
             _ => {}
         }
     }
-    if !exports_authenticator {
-        return Err(refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects")));
-    }
-    Ok(())
+    contract.ok_or_else(|| refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects")))
 }
 
 /// Where the compiled artifact of `hash` lives for this engine. Artifacts are only valid
@@ -252,19 +258,27 @@ pub fn merge_limits(global: &Limits, overrides: &str) -> Result<Limits, UploadEr
     Ok(limits)
 }
 
+/// What an operator registers: a name, the component, its config and limit overrides (JSON
+/// object texts) and what it is granted.
+pub(super) struct Registration<'a> {
+    pub name: &'a str,
+    pub wasm: &'a [u8],
+    pub config: &'a str,
+    pub limits: &'a str,
+    pub grants: &'a super::grants::Grants,
+}
+
 /// Validates, compiles (or loads from the cache) and links a component, then makes its first
 /// call: `fields`, unless `fields` were recorded when it was accepted (a restart must not
 /// depend on any strategy behaving: nothing of the strategy runs). Blocking (it compiles):
 /// call it from a blocking thread or outside the runtime.
 pub(super) fn prepare(
     sandbox: &Workshop,
-    name: &str,
-    wasm: &[u8],
-    config: &str,
-    limits: &str,
+    registration: Registration<'_>,
     known_fields: Option<Vec<String>>,
     metrics: impl FnOnce() -> Arc<StrategyMetrics>,
 ) -> Result<Strategy, UploadError> {
+    let Registration { name, wasm, config, limits, grants } = registration;
     if !valid_name(name) {
         return Err(refuse(format!("invalid strategy name {name:?}: {NAME_RULE}")));
     }
@@ -279,7 +293,7 @@ pub(super) fn prepare(
             .map(|v| v.to_string())
             .unwrap_or_else(|_| "{}".into());
     check_header(wasm)?;
-    check_interfaces(wasm)?;
+    let contract = check_interfaces(wasm)?;
     let hash = content_hash(wasm);
     let Compiled { component, pending } = load(sandbox, wasm, &hash)?;
     let instance_pre = sandbox.linker.instantiate_pre(&component).map_err(|e| {
@@ -288,12 +302,12 @@ pub(super) fn prepare(
         match msg.split('`').nth(1) {
             Some(import) if msg.contains("imports") => refuse(format!(
                 "the component imports `{import}`, which Sandgate does not provide (a strategy may import \
-                 sandgate:strategy/{{storage,crypto,log,config}} and WASI p2 only)"
+                 sandgate:strategy/{{storage,crypto,log,config}}, WASI p2 and wasi:http/outgoing-handler only)"
             )),
             _ => refuse(format!("the component cannot be linked: {msg}")),
         }
     })?;
-    let pre = StrategyPre::new(instance_pre)
+    let pre = Pre::new(contract, instance_pre)
         .map_err(|e| refuse(format!("the component does not export `{AUTHENTICATOR}` as Sandgate expects: {e:#}")))?;
     // Its counters exist from here on (a refused upload leaves none behind in /metrics).
     let mut strategy = Strategy::new(name, pre, merged, metrics());
@@ -301,6 +315,8 @@ pub(super) fn prepare(
     strategy.hash = hash.clone();
     strategy.size = wasm.len();
     strategy.limit_overrides = limit_overrides;
+    strategy.outbound = Arc::new(grants.outbound.clone());
+    strategy.provision = grants.provision.clone();
     strategy.fields = match known_fields {
         Some(fields) => fields,
         // One real call before accepting it: it must instantiate and answer under the limits.

@@ -2,9 +2,10 @@
 //! the sandbox, register the bundled strategies.
 
 use crate::config::Config;
+use crate::sandbox::host::http::Network;
 use crate::sandbox::host::log::Tracing;
 use crate::sandbox::host::storage::{KeyValue, Pending, Usage};
-use crate::sandbox::{Backends, PasswordHasher, Sandbox};
+use crate::sandbox::{Backends, Grants, PasswordHasher, Sandbox};
 use crate::service::throttle::Throttle;
 use crate::store::front::Db;
 use crate::store::{Change, Store, sqlite::Sqlite};
@@ -51,7 +52,9 @@ impl App {
         // misbehaves cannot hold start-up). Rows from before that record make one call,
         // bounded like every call.
         for s in stored {
-            match sandbox.prepare(&s.name, &s.wasm, &s.config, &s.limits, s.fields.clone()) {
+            let prepared = Grants::parse(&s.outbound, &s.provision)
+                .and_then(|grants| sandbox.prepare(&s.name, &s.wasm, &s.config, &s.limits, &grants, s.fields.clone()));
+            match prepared {
                 Ok(mut strategy) => {
                     strategy.registered_at_ms = s.registered_at_ms;
                     sandbox.install(strategy);
@@ -71,6 +74,19 @@ impl App {
         install_bundled(&self.sandbox)
     }
 
+    /// Every minute while the server runs: deletes the strategies' expired keys (they read as
+    /// absent already; this gives their room back to the quotas).
+    pub async fn sweep_expired_keys(self: Arc<Self>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let now_ms = crate::core::time::now_ms();
+            if let Err(e) = self.store.commit(vec![Change::KvSweep { now_ms }]).await {
+                tracing::warn!("could not sweep expired strategy keys: {e}");
+            }
+        }
+    }
+
     /// A long-lived connection closed: drop what was kept about it.
     pub fn forget_connection(&self, id: u64) {
         self.throttle.forget_connection(id);
@@ -79,7 +95,12 @@ impl App {
 
 fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
     let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
-    let backends = Backends { kv: Arc::new(StrategyStorage(store)), hasher, log: Arc::new(Tracing) };
+    let backends = Backends {
+        kv: Arc::new(StrategyStorage(store)),
+        network: Arc::new(Network::new(config.outbound.allow_private_networks)),
+        hasher,
+        log: Arc::new(Tracing),
+    };
     Ok(Sandbox::new(config.limits.clone(), backends, config.cache_dir.clone())?
         .with_compiler(config.compiler.clone(), keep))
 }
@@ -114,7 +135,7 @@ impl KeyValue for StrategyStorage {
 
 fn install_bundled(sandbox: &Sandbox) -> anyhow::Result<()> {
     let local = sandbox
-        .prepare("local", BUNDLED_LOCAL, "{}", "{}", None)
+        .prepare("local", BUNDLED_LOCAL, "{}", "{}", &Grants::default(), None)
         .map_err(|e| anyhow!("bundled local strategy: {e}"))?;
     sandbox.install(local);
     Ok(())
@@ -157,6 +178,7 @@ pub mod offline {
         wasm: Vec<u8>,
         strategy_config: &str,
         limits: &str,
+        grants: &Grants,
         replace: bool,
     ) -> anyhow::Result<String> {
         let (store, sandbox) = open(config)?;
@@ -171,7 +193,7 @@ pub mod offline {
                 "{name} holds users' credentials: the new component would log them in (add --replace to confirm)"
             );
         }
-        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, None)?;
+        let strategy = sandbox.prepare(name, &wasm, strategy_config, limits, grants, None)?;
         let config_text =
             if strategy_config.trim().is_empty() { "{}".to_string() } else { strategy_config.to_string() };
         let limits_text = if limits.trim().is_empty() { "{}".to_string() } else { limits.to_string() };
@@ -183,6 +205,8 @@ pub mod offline {
             limits: limits_text,
             registered_at_ms: strategy.registered_at_ms,
             fields: Some(strategy.fields.clone()),
+            outbound: grants.outbound_json(),
+            provision: grants.provision_json(),
         })])?;
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
     }

@@ -8,8 +8,9 @@ use crate::core::errors::{KError, defs};
 use crate::core::time::{self as expires_in, TtlError};
 use crate::protocol::{Protocol, Reply, Request};
 use crate::sandbox::Strategy;
-use crate::sandbox::bindings::LoginRequest;
+use crate::sandbox::bindings::{Login, LoginRequest, Newcomer};
 use crate::sandbox::host::Overlay;
+use crate::store::{Change, User};
 use crate::tokens::Ttl;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -57,11 +58,85 @@ pub async fn login(ctx: &Ctx<'_>, s: &Arc<Strategy>, login: &LoginRequest, ttl: 
     let mut overlay = Overlay::default();
     let outcome = ctx.app.sandbox.calls().verify(s, call(ctx, &p, &mut overlay, Some(attempt.guard())), login).await;
     attempt.finish(&outcome);
-    let kuid = answer(s, outcome)?;
-    let reply = issue(ctx, &s.name, kuid, ttl).await?;
-    // What the strategy wrote while verifying (a TOTP step, a counter) is kept on success.
-    commit(ctx, changes(&overlay)).await?;
+    // What the strategy wrote while verifying (a TOTP step, a counter, a login's state) is
+    // kept on success.
+    match answer(s, outcome)? {
+        Login::User(kuid) => {
+            let reply = issue(ctx, &s.name, kuid, ttl).await?;
+            commit(ctx, changes(&overlay)).await?;
+            Ok(reply)
+        }
+        Login::Redirect(url) => {
+            let reply = redirect(s, url)?;
+            commit(ctx, changes(&overlay)).await?;
+            Ok(reply)
+        }
+        Login::Provision(newcomer) => {
+            let kuid = provision(ctx, s, &p, overlay, newcomer).await?;
+            Ok(token_reply(ctx, &kuid, ttl))
+        }
+    }
+}
+
+/// The next step of a multi-step login, as Kuzzle answers one: HTTP 302 with `Location`, and
+/// `{"headers": {"Location": …}, "statusCode": 302}` as the result (over WebSocket too).
+fn redirect(s: &Strategy, url: String) -> Result<Reply, KError> {
+    // A path of this server, or an absolute http(s) URL; not `//host` (another host, said as a path).
+    let is_path = url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\");
+    let is_url = url.starts_with("https://") || url.starts_with("http://") || is_path;
+    if !is_url || url.len() > 8192 || http::HeaderValue::from_str(&url).is_err() {
+        return Err(KError::new(
+            defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
+            &[&format!("[{}] answered a redirect to something that is not an http(s) URL or a path", s.name)],
+        ));
+    }
+    let mut reply = Reply::new(json!({ "headers": { "Location": url }, "statusCode": 302 }));
+    reply.headers.push(("Location".into(), url));
+    reply.status = Some(302);
     Ok(reply)
+}
+
+/// Someone the strategy vouches for, with no account yet: if its operator allowed it, a user
+/// with a kuid of the host's and the operator's profiles, its credentials made by the
+/// strategy's `validate` and `create` (as `security:createUser` does), linked, and what the
+/// strategy wrote while verifying, all in one transaction. Returns the new kuid.
+async fn provision(
+    ctx: &Ctx<'_>,
+    s: &Arc<Strategy>,
+    p: &Arc<crate::sandbox::Permit>,
+    mut overlay: Overlay,
+    newcomer: Newcomer,
+) -> Result<String, KError> {
+    let Some(profiles) = &s.provision else {
+        tracing::warn!(strategy = %s.name, "strategy asked to provision a user; it is not allowed to");
+        return Err(KError::new(defs::PLUGIN_STRATEGY_PROVISIONING_DISABLED, &[&s.name]));
+    };
+    let not_object = |what: &str| {
+        KError::new(
+            defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
+            &[&format!("[{}] asked to provision a user with {what} that is not a JSON object", s.name)],
+        )
+    };
+    let mut content = match serde_json::from_str::<Value>(&newcomer.content) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(not_object("content")),
+    };
+    if !matches!(serde_json::from_str::<Value>(&newcomer.credentials), Ok(Value::Object(_))) {
+        return Err(not_object("credentials"));
+    }
+    // The operator's profiles, whatever the strategy said.
+    content.insert("profileIds".into(), json!(profiles));
+    let kuid = crate::core::ids::uuid();
+    super::credentials::write(ctx, s, p, &mut overlay, &kuid, &newcomer.credentials, false).await?;
+    let user = User { kuid: kuid.clone(), content };
+    let mut batch = vec![
+        Change::InsertUser { user, first_admin: false },
+        Change::Link { strategy: s.name.clone(), kuid: kuid.clone() },
+    ];
+    batch.extend(changes(&overlay));
+    commit(ctx, batch).await?;
+    tracing::info!(strategy = %s.name, kuid = %kuid, "user provisioned on first login");
+    Ok(kuid)
 }
 
 /// The host's part, whatever the strategy said: is the user real, did this strategy create

@@ -68,13 +68,19 @@ pub fn credentials_text(value: Option<&Value>, what: &str) -> Result<String, KEr
     }
 }
 
-/// The store changes that make an overlay's writes durable.
+/// The store changes that make an overlay's writes durable. An expiring key's life starts now.
 pub fn changes(overlay: &Overlay) -> Vec<Change> {
+    let now = crate::core::time::now_ms();
     overlay
         .writes
         .iter()
         .map(|((strategy, key), value)| match value {
-            Some(value) => Change::KvPut { strategy: strategy.clone(), key: key.clone(), value: value.clone() },
+            Some(put) => Change::KvPut {
+                strategy: strategy.clone(),
+                key: key.clone(),
+                value: put.value.clone(),
+                expires_ms: put.ttl_ms.map(|ttl| now.saturating_add(ttl as i64)),
+            },
             None => Change::KvDelete { strategy: strategy.clone(), key: key.clone() },
         })
         .collect()

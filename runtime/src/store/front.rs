@@ -236,17 +236,23 @@ impl Db {
         lock(&self.cache).kv.get(strategy).and_then(|m| m.get(key)).cloned()
     }
 
-    /// A strategy's stored value (`storage.get`).
+    /// A strategy's stored value (`storage.get`). A value that expires is never cached: it
+    /// must read as absent from its expiry on, and the cache keeps no clock.
     pub async fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
-        self.cached(
-            |c| c.kv.get(strategy).and_then(|m| m.get(key)).cloned(),
-            |c, value| c.put_kv(strategy, key, value),
-            || {
-                let (strategy, key) = (strategy.to_string(), key.to_string());
-                move |s: &dyn Store| s.kv_get(&strategy, &key)
-            },
-        )
-        .await
+        let version = {
+            let cache = lock(&self.cache);
+            if let Some(hit) = cache.kv.get(strategy).and_then(|m| m.get(key)) {
+                return Ok(hit.clone());
+            }
+            cache.version
+        };
+        let (owned_strategy, owned_key) = (strategy.to_string(), key.to_string());
+        let entry = self.read(move |s: &dyn Store| s.kv_entry(&owned_strategy, &owned_key, super::now_ms())).await?;
+        let mut cache = lock(&self.cache);
+        if cache.version == version && entry.as_ref().is_none_or(|e| e.expires_ms.is_none()) {
+            cache.put_kv(strategy, key, entry.as_ref().map(|e| e.value.clone()));
+        }
+        Ok(entry.map(|e| e.value))
     }
 
     pub async fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool> {
@@ -335,8 +341,8 @@ mod tests {
         fn has_links(&self, strategy: &str) -> Result<bool> {
             self.0.has_links(strategy)
         }
-        fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
-            self.0.kv_get(strategy, key)
+        fn kv_entry(&self, strategy: &str, key: &str, now_ms: i64) -> Result<Option<crate::store::KvEntry>> {
+            self.0.kv_entry(strategy, key, now_ms)
         }
         fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>> {
             self.0.kv_list(strategy, prefix, limit)
@@ -374,7 +380,7 @@ mod tests {
                 // Every eighth batch inserts a user that exists: it fails, alone.
                 let kuid = if i % 8 == 0 { "taken".to_string() } else { format!("u{i}") };
                 let changes = vec![
-                    Change::KvPut { strategy: "s".into(), key: format!("k{i}"), value: "v".into() },
+                    Change::KvPut { strategy: "s".into(), key: format!("k{i}"), value: "v".into(), expires_ms: None },
                     Change::InsertUser { user: user(&kuid), first_admin: false },
                 ];
                 (i, db.commit(changes).await)
@@ -419,9 +425,13 @@ mod tests {
     async fn the_value_cache_follows_every_write() {
         let (_dir, db) = db();
         assert_eq!(db.kv_get("s", "k").await.unwrap(), None);
-        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "1".into() }]).await.unwrap();
+        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "1".into(), expires_ms: None }])
+            .await
+            .unwrap();
         assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("1"));
-        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "2".into() }]).await.unwrap();
+        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "2".into(), expires_ms: None }])
+            .await
+            .unwrap();
         assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("2"));
         assert_eq!(db.kv_get("other", "k").await.unwrap(), None, "namespaced by strategy");
         db.commit(vec![Change::KvDelete { strategy: "s".into(), key: "k".into() }]).await.unwrap();

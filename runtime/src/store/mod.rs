@@ -75,14 +75,21 @@ pub enum Change {
         strategy: String,
         kuid: String,
     },
+    /// `expires_ms`: the key reads as absent from then on (`storage.set-expiring`).
     KvPut {
         strategy: String,
         key: String,
         value: String,
+        expires_ms: Option<i64>,
     },
     KvDelete {
         strategy: String,
         key: String,
+    },
+    /// Deletes every strategy key expired at `now_ms` (they already read as absent; this
+    /// gives their room back to the strategies' quotas).
+    KvSweep {
+        now_ms: i64,
     },
     /// The token `jti` is void from `void_from_ms`; the row can go after `expires_ms`.
     RevokeToken {
@@ -116,6 +123,10 @@ pub struct StoredStrategy {
     pub config: String,
     /// Per-strategy limit overrides (JSON object text, `{}` for none).
     pub limits: String,
+    /// The origins it may reach (JSON array text, `[]` for none).
+    pub outbound: String,
+    /// Whom it may provision (JSON object text, `{}` for nobody).
+    pub provision: String,
     pub registered_at_ms: i64,
     /// What its `fields` answered when it was accepted (`None` for rows from before v4).
     pub fields: Option<Vec<String>>,
@@ -126,6 +137,18 @@ pub struct StoredStrategy {
 pub struct Revocations {
     pub tokens: Vec<(String, i64, Option<i64>)>,
     pub users: Vec<(String, i64)>,
+}
+
+/// A stored strategy value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    pub value: String,
+    pub expires_ms: Option<i64>,
+}
+
+/// Milliseconds since the Unix epoch (the store's own: it imports nothing of the server's).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Per-strategy storage use, for quotas.
@@ -144,7 +167,13 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any user holds credentials created through `strategy`.
     fn has_links(&self, strategy: &str) -> Result<bool>;
 
-    fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>>;
+    /// A strategy's value and when it expires, unless it has expired by `now_ms`.
+    fn kv_entry(&self, strategy: &str, key: &str, now_ms: i64) -> Result<Option<KvEntry>>;
+    /// A strategy's value, unless it has expired.
+    fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
+        Ok(self.kv_entry(strategy, key, now_ms())?.map(|e| e.value))
+    }
+    /// Keys of `strategy` starting with `prefix` that have not expired, in order, at most `limit`.
     fn kv_list(&self, strategy: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;
     fn kv_usage(&self, strategy: &str) -> Result<KvUsage>;
 

@@ -4,7 +4,7 @@
 //!
 //! One writer connection, a few reader connections: WAL lets readers run while a write commits.
 
-use super::{Change, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
+use super::{Change, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -83,6 +83,14 @@ const MIGRATIONS: &[&str] = &[
     // 4: a strategy's `fields`, recorded when it was accepted: start-up runs none of its code.
     r#"
     ALTER TABLE strategy_modules ADD COLUMN fields TEXT;
+    "#,
+    // 5: expiring strategy keys (`storage.set-expiring`), and what an uploaded strategy may
+    //    reach (`outbound`) and whom it may provision (`provision`).
+    r#"
+    ALTER TABLE strategy_kv ADD COLUMN expires_ms INTEGER;
+    CREATE INDEX strategy_kv_expiry ON strategy_kv(expires_ms) WHERE expires_ms IS NOT NULL;
+    ALTER TABLE strategy_modules ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE strategy_modules ADD COLUMN provision TEXT NOT NULL DEFAULT '{}';
     "#,
 ];
 
@@ -203,11 +211,14 @@ impl Store for Sqlite {
         })
     }
 
-    fn kv_get(&self, strategy: &str, key: &str) -> Result<Option<String>> {
+    fn kv_entry(&self, strategy: &str, key: &str, now_ms: i64) -> Result<Option<KvEntry>> {
         self.read(|c| {
-            c.prepare_cached("SELECT value FROM strategy_kv WHERE strategy = ?1 AND key = ?2")?
-                .query_row([strategy, key], |r| r.get(0))
-                .optional()
+            c.prepare_cached(
+                "SELECT value, expires_ms FROM strategy_kv
+                 WHERE strategy = ?1 AND key = ?2 AND (expires_ms IS NULL OR expires_ms > ?3)",
+            )?
+            .query_row(params![strategy, key, now_ms], |r| Ok(KvEntry { value: r.get(0)?, expires_ms: r.get(1)? }))
+            .optional()
         })
     }
 
@@ -242,7 +253,8 @@ impl Store for Sqlite {
     fn strategies(&self) -> Result<Vec<StoredStrategy>> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT name, wasm, hash, config, limits, registered_at_ms, fields FROM strategy_modules ORDER BY name",
+                "SELECT name, wasm, hash, config, limits, registered_at_ms, fields, outbound, provision
+                 FROM strategy_modules ORDER BY name",
             )?;
             stmt.query_map([], |r| {
                 Ok(StoredStrategy {
@@ -253,6 +265,8 @@ impl Store for Sqlite {
                     limits: r.get(4)?,
                     registered_at_ms: r.get(5)?,
                     fields: r.get::<_, Option<String>>(6)?.and_then(|text| serde_json::from_str(&text).ok()),
+                    outbound: r.get(7)?,
+                    provision: r.get(8)?,
                 })
             })?
             .collect()
@@ -320,18 +334,23 @@ fn list_keys(c: &Connection, strategy: &str, prefix: &str, limit: u32) -> rusqli
     let end = prefix_end(prefix);
     let mut stmt = match end {
         Some(_) => c.prepare_cached(
-            "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4",
+            "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 AND key < ?3
+             AND (expires_ms IS NULL OR expires_ms > ?5) ORDER BY key LIMIT ?4",
         )?,
-        None => {
-            c.prepare_cached("SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2 ORDER BY key LIMIT ?3")?
-        }
+        None => c.prepare_cached(
+            "SELECT key FROM strategy_kv WHERE strategy = ?1 AND key >= ?2
+             AND (expires_ms IS NULL OR expires_ms > ?4) ORDER BY key LIMIT ?3",
+        )?,
     };
     stmt.reset_status(VmStep);
+    let now = super::now_ms();
     let keys = match &end {
-        Some(end) => {
-            stmt.query_map(params![strategy, prefix, end, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        Some(end) => stmt
+            .query_map(params![strategy, prefix, end, limit, now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+        None => {
+            stmt.query_map(params![strategy, prefix, limit, now], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         }
-        None => stmt.query_map(params![strategy, prefix, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?,
     };
     Ok((keys, stmt.get_status(VmStep)))
 }
@@ -406,13 +425,16 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
             tx.execute("DELETE FROM credential_links WHERE strategy = ?1 AND kuid = ?2", [strategy, kuid])
                 .map_err(backend)?;
         }
-        Change::KvPut { strategy, key, value } => {
+        Change::KvPut { strategy, key, value, expires_ms } => {
             tx.execute(
-                "INSERT INTO strategy_kv (strategy, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value",
-                [strategy, key, value],
+                "INSERT INTO strategy_kv (strategy, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms",
+                params![strategy, key, value, expires_ms],
             )
             .map_err(backend)?;
+        }
+        Change::KvSweep { now_ms } => {
+            tx.execute("DELETE FROM strategy_kv WHERE expires_ms <= ?1", [now_ms]).map_err(backend)?;
         }
         Change::KvDelete { strategy, key } => {
             tx.execute("DELETE FROM strategy_kv WHERE strategy = ?1 AND key = ?2", [strategy, key]).map_err(backend)?;
@@ -435,10 +457,11 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
         }
         Change::PutStrategy(st) => {
             tx.execute(
-                "INSERT INTO strategy_modules (name, wasm, hash, config, limits, registered_at_ms, fields)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO strategy_modules (name, wasm, hash, config, limits, registered_at_ms, fields, outbound, provision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(name) DO UPDATE SET wasm = excluded.wasm, hash = excluded.hash, config = excluded.config,
-                   limits = excluded.limits, registered_at_ms = excluded.registered_at_ms, fields = excluded.fields",
+                   limits = excluded.limits, registered_at_ms = excluded.registered_at_ms, fields = excluded.fields,
+                   outbound = excluded.outbound, provision = excluded.provision",
                 params![
                     st.name,
                     st.wasm,
@@ -446,7 +469,9 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
                     st.config,
                     st.limits,
                     st.registered_at_ms,
-                    st.fields.as_ref().map(|f| serde_json::Value::from(f.clone()).to_string())
+                    st.fields.as_ref().map(|f| serde_json::Value::from(f.clone()).to_string()),
+                    st.outbound,
+                    st.provision
                 ],
             )
             .map_err(backend)?;
@@ -493,7 +518,7 @@ mod tests {
         db.commit(&[Change::InsertUser { user: user("a", &["default"]), first_admin: false }]).unwrap();
         let err = db
             .commit(&[
-                Change::KvPut { strategy: "local".into(), key: "user:x".into(), value: "{}".into() },
+                Change::KvPut { strategy: "local".into(), key: "user:x".into(), value: "{}".into(), expires_ms: None },
                 Change::Link { strategy: "local".into(), kuid: "a".into() },
                 Change::InsertUser { user: user("a", &["default"]), first_admin: false },
             ])
@@ -510,7 +535,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
         let keys: Vec<Change> = (0..20_000)
-            .map(|i| Change::KvPut { strategy: "a".into(), key: format!("user:{i:05}"), value: "v".into() })
+            .map(|i| Change::KvPut {
+                strategy: "a".into(),
+                key: format!("user:{i:05}"),
+                value: "v".into(),
+                expires_ms: None,
+            })
             .collect();
         db.commit(&keys).unwrap();
         for (prefix, expected) in [("t", 0), ("user:0000", 10), ("user:1999", 10), ("", 10), ("\u{10FFFF}", 0)] {
@@ -530,14 +560,21 @@ mod tests {
     fn storage_is_namespaced_and_listed_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(dir.path()).unwrap();
-        let put = |s: &str, k: &str| Change::KvPut { strategy: s.into(), key: k.into(), value: "v".into() };
+        let put =
+            |s: &str, k: &str| Change::KvPut { strategy: s.into(), key: k.into(), value: "v".into(), expires_ms: None };
         db.commit(&[put("a", "user:1"), put("a", "user:2"), put("a", "other"), put("b", "user:3")]).unwrap();
         assert_eq!(db.kv_list("a", "user:", 10).unwrap(), vec!["user:1", "user:2"]);
         assert_eq!(db.kv_list("a", "user:", 1).unwrap(), vec!["user:1"]);
         assert_eq!(db.kv_get("b", "user:1").unwrap(), None);
         assert_eq!(db.kv_usage("a").unwrap(), KvUsage { keys: 3, bytes: 6 + 6 + 5 + 3 });
         // Kept by triggers: an overwrite, a delete, and a failed batch (rolled back).
-        db.commit(&[Change::KvPut { strategy: "a".into(), key: "other".into(), value: "vvvv".into() }]).unwrap();
+        db.commit(&[Change::KvPut {
+            strategy: "a".into(),
+            key: "other".into(),
+            value: "vvvv".into(),
+            expires_ms: None,
+        }])
+        .unwrap();
         db.commit(&[Change::KvDelete { strategy: "a".into(), key: "user:1".into() }]).unwrap();
         assert_eq!(db.kv_usage("a").unwrap(), KvUsage { keys: 2, bytes: (6 + 1) + (5 + 4) });
         let _ = db.commit(&[put("a", "new"), Change::InsertUser { user: user("u", &[]), first_admin: false }]);

@@ -11,8 +11,8 @@
 //! - `kuid:<kuid>`           → hex sha256(key), the key's public "fingerprint"
 
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, StrategyError, bad_request, conflict, crypto, export_strategy, internal, rejected,
-    store, to_json,
+    Login, LoginRequest, Result, Strategy, StrategyError, bad_request, conflict, crypto, export_strategy, internal,
+    rejected, store, to_json,
 };
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -130,7 +130,7 @@ impl Strategy for ApiKey {
         vec!["key".into()]
     }
 
-    fn verify(req: LoginRequest) -> Result<String> {
+    fn verify(req: LoginRequest) -> Result<Login> {
         let key = match serde_json::from_str::<Creds>(&req.credentials) {
             Ok(Creds { key: Some(key) }) if !key.is_empty() => key,
             _ => return Err(rejected("Missing credentials")),
@@ -141,7 +141,7 @@ impl Strategy for ApiKey {
         // index entry that outlived its key (whatever the cause) never logs anyone in.
         let current = store::get(&kuid_key(&kuid)).ok_or_else(invalid)?;
         if crypto::constant_time_eq(current.as_bytes(), fingerprint(&index).as_bytes()) {
-            Ok(kuid)
+            Ok(Login::User(kuid))
         } else {
             Err(invalid())
         }

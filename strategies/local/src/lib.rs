@@ -10,7 +10,7 @@
 //! - `kuid:<kuid>`     → `"<username>"` (the reverse index, for update/delete/getInfo)
 
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, rejected, store, to_json,
+    Login, LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, rejected, store, to_json,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -91,7 +91,7 @@ impl Strategy for Local {
         vec!["username".into(), "password".into()]
     }
 
-    fn verify(req: LoginRequest) -> Result<String> {
+    fn verify(req: LoginRequest) -> Result<Login> {
         // Like passport-local: credentials from the body, else from the query arguments.
         let body = object(&req.credentials).unwrap_or_default();
         let from_body = (body.get("username").and_then(Value::as_str), body.get("password").and_then(Value::as_str));
@@ -106,7 +106,7 @@ impl Strategy for Local {
             }
         };
         match account(&username)? {
-            Some(acc) if crypto::verify_password(&password, &acc.hash) => Ok(acc.kuid),
+            Some(acc) if crypto::verify_password(&password, &acc.hash) => Ok(Login::User(acc.kuid)),
             Some(_) => Err(rejected(WRONG)),
             None => {
                 // Pay for a hash anyway: unknown users must not answer faster.

@@ -8,8 +8,8 @@
 //! - `kuid:<kuid>`     → `"<username>"`, so the other methods, which get a kuid, find it
 
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, parse_credentials, rejected, store,
-    to_json,
+    Login, LoginRequest, Result, Strategy, bad_request, conflict, crypto, export_strategy, parse_credentials, rejected,
+    store, to_json,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,14 +50,14 @@ impl Strategy for Pin {
 
     /// Login: answer the kuid, or `rejected` (401). The host then checks that the kuid is a user
     /// linked to this strategy, so a strategy cannot log anyone else in.
-    fn verify(req: LoginRequest) -> Result<String> {
+    fn verify(req: LoginRequest) -> Result<Login> {
         let creds: Creds = parse_credentials(&req.credentials).map_err(|_| rejected("Missing credentials"))?;
         let Some(acc) = store::get_json::<Account>(&format!("user:{}", creds.username))? else {
             // Unknown user: pay for a hash check anyway, so response time doesn't tell who exists.
             let _ = crypto::verify_password(&creds.pin, &crypto::dummy_hash());
             return Err(rejected(WRONG));
         };
-        if crypto::verify_password(&creds.pin, &acc.hash) { Ok(acc.kuid) } else { Err(rejected(WRONG)) }
+        if crypto::verify_password(&creds.pin, &acc.hash) { Ok(Login::User(acc.kuid)) } else { Err(rejected(WRONG)) }
     }
 
     /// Called by the host before create and update: refuse bad input with a 400 or a 412.

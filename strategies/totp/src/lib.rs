@@ -28,7 +28,7 @@
 //! "Sandgate").
 
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, StrategyError, bad_request, config_json, conflict, crypto, export_strategy,
+    Login, LoginRequest, Result, Strategy, StrategyError, bad_request, config_json, conflict, crypto, export_strategy,
     internal, parse_credentials, rejected, store, to_json,
 };
 use serde::{Deserialize, Serialize};
@@ -228,13 +228,13 @@ impl Strategy for Totp {
         ["secret", "algorithm", "digits", "period", "kuid", "code"].map(String::from).to_vec()
     }
 
-    fn verify(req: LoginRequest) -> Result<String> {
+    fn verify(req: LoginRequest) -> Result<Login> {
         let creds: Creds = serde_json::from_str(&req.credentials).unwrap_or_default();
         let (Some(kuid), Some(code)) = (creds.kuid, creds.code) else {
             return Err(rejected("Missing credentials"));
         };
         check(&kuid, code)?;
-        Ok(kuid)
+        Ok(Login::User(kuid))
     }
 
     fn validate(kuid: String, credentials: String, is_update: bool) -> Result<()> {

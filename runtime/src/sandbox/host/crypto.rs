@@ -1,5 +1,6 @@
 //! `sandgate:strategy/crypto`: password hashing through the host's [`Hashing`] backend (off
-//! the CPU budget, its count capped), HMACs, digests, random bytes and a constant-time compare.
+//! the CPU budget, its count capped), HMACs, digests, random bytes, a constant-time compare,
+//! and JWS signature checks (`jws.rs`).
 //!
 //! A hash is awaited: the guest is parked while the host's argon2 pool computes it. Time
 //! queued for a free hasher is the host's congestion, not the strategy's doing: it moves the
@@ -124,5 +125,11 @@ impl crypto::Host for CryptoView<'_> {
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
         self.meter.count()?;
         Ok(crate::core::time::now_ms().max(0) as u64)
+    }
+
+    /// Computed on the call's own time: the signature check is charged to its CPU budget.
+    fn jws_verify(&mut self, token: String, jwks: String) -> wasmtime::Result<Result<String, String>> {
+        self.meter.count()?;
+        Ok(super::jws::verify(&token, &jwks))
     }
 }

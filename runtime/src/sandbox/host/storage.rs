@@ -32,12 +32,22 @@ pub struct Usage {
     pub bytes: u64,
 }
 
-/// Storage writes not yet committed: `(strategy, key) → Some(value) | None (deleted)`.
+/// Storage writes not yet committed: `(strategy, key) → Some(put) | None (deleted)`.
 /// A request's strategy calls read through it, and the request commits it in one batch.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    pub writes: BTreeMap<(String, String), Option<String>>,
+    pub writes: BTreeMap<(String, String), Option<Put>>,
 }
+
+/// A value written, and for an expiring key (`set-expiring`) how long it lives once committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub value: String,
+    pub ttl_ms: Option<u64>,
+}
+
+/// The longest an expiring key may live: a year (longer is what `set` is for).
+const MAX_TTL_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// What a login call consults on every storage read: the host locks accounts on the records
 /// a failing strategy actually read, not on what the client says its name is.
@@ -84,9 +94,9 @@ impl Storage {
     }
 
     /// Records `key` in the overlay, keeping this call's pending bytes under their cap.
-    fn pend(&mut self, key: String, value: Option<String>) -> Result<(), String> {
+    fn pend(&mut self, key: String, value: Option<Put>) -> Result<(), String> {
         let k = self.overlay_key(&key);
-        let added = key.len() + value.as_ref().map_or(0, String::len);
+        let added = key.len() + value.as_ref().map_or(0, |p| p.value.len());
         let replaced = self.own_writes.get(&key).copied().unwrap_or(0);
         let after = (self.pending_bytes + added).saturating_sub(replaced);
         if after > self.limits.max_pending_bytes {
@@ -107,7 +117,7 @@ impl Storage {
             guard.read(&self.strategy, key).map_err(LimitHit::Locked)?;
         }
         if let Some(value) = self.overlay.writes.get(&self.overlay_key(key)) {
-            return Ok(value.clone());
+            return Ok(value.as_ref().map(|p| p.value.clone()));
         }
         let pending = self.backend.get(&self.strategy, key);
         let _waiting = meter.waits.enter();
@@ -121,13 +131,9 @@ pub struct StorageView<'a> {
     pub storage: &'a mut Storage,
 }
 
-impl storage::Host for StorageView<'_> {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.meter.count()?;
-        self.storage.read(self.meter, &key).await
-    }
-
-    async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+impl StorageView<'_> {
+    /// `set` and `set-expiring`: checked against the quotas, recorded in the overlay.
+    async fn put(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), String>> {
         self.meter.count()?;
         let s = &mut *self.storage;
         let limits = s.limits.clone();
@@ -149,14 +155,34 @@ impl storage::Host for StorageView<'_> {
         };
         let mine = || s.overlay.writes.iter().filter(|((name, _), _)| **name == *strategy);
         let pending_keys = mine().filter(|(_, v)| v.is_some()).count() as u64;
-        let pending_bytes: u64 = mine().map(|((_, k), v)| (k.len() + v.as_ref().map_or(0, String::len)) as u64).sum();
+        let pending_bytes: u64 =
+            mine().map(|((_, k), v)| (k.len() + v.as_ref().map_or(0, |p| p.value.len())) as u64).sum();
         if usage.keys + pending_keys + 1 > limits.max_keys {
             return Ok(Err(format!("storage is full: {} keys (limits.max_keys)", limits.max_keys)));
         }
         if usage.bytes + pending_bytes + (key.len() + value.len()) as u64 > limits.max_storage_bytes {
             return Ok(Err(format!("storage is full: {} bytes (limits.max_storage_bytes)", limits.max_storage_bytes)));
         }
-        Ok(s.pend(key, Some(value)))
+        Ok(s.pend(key, Some(Put { value, ttl_ms })))
+    }
+}
+
+impl storage::Host for StorageView<'_> {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.meter.count()?;
+        self.storage.read(self.meter, &key).await
+    }
+
+    async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+        self.put(key, value, None).await
+    }
+
+    async fn set_expiring(&mut self, key: String, value: String, ttl_ms: u64) -> wasmtime::Result<Result<(), String>> {
+        if !(1..=MAX_TTL_MS).contains(&ttl_ms) {
+            self.meter.count()?;
+            return Ok(Err(format!("ttl-ms must be 1..={MAX_TTL_MS} (a year); use `set` for a key that stays")));
+        }
+        self.put(key, value, Some(ttl_ms)).await
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<bool> {

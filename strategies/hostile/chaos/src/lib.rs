@@ -14,6 +14,13 @@
 //! smallest step seen), `log-forge` (a log line with line breaks in it), `many-sleeps` (many
 //! sleeps waited on at once, then a busy loop).
 //!
+//! Contract 0.2.0: `redirect` (answers a redirect to `url`), `provision` (asks the host to
+//! provision a newcomer with `credentials` and `content`, JSON texts), `remember` (an expiring
+//! key: `value` for `ttl_ms`, answered with a redirect so it is committed), `recall` (reports
+//! it). Outbound HTTP
+//! (`outbound.rs`): `fetch` (GET `url`, reports the outcome), `post` (POST `bytes` bytes to `url`), `fetch-loop` (GET `url` until
+//! the host says no, reports how many got through).
+//!
 //! Everything else is inert: `create` stores nothing and answers `{}`, so `createUser` can link
 //! a user to this strategy. Two ways to arm it, for tests of what the host does around calls:
 //! `validate` with `{"arm": true}` stores a flag that makes `fields` sleep for an hour, and the
@@ -21,8 +28,10 @@
 //! makes every instance sleep while it is being made (a constructor).
 
 use core::hint::black_box;
+mod outbound;
+
 use sandgate_strategy::{
-    LoginRequest, Result, Strategy, bad_request, crypto, export_strategy, internal, rejected, store,
+    Login, LoginRequest, Newcomer, Result, Strategy, bad_request, crypto, export_strategy, internal, rejected, store,
 };
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -145,100 +154,28 @@ impl Strategy for Chaos {
         Ok(())
     }
 
-    fn verify(req: LoginRequest) -> Result<String> {
+    fn verify(req: LoginRequest) -> Result<Login> {
         let creds: Value = serde_json::from_str(&req.credentials).map_err(|e| bad_request(e.to_string()))?;
-        let mode = field(&creds, "mode")?;
-        match mode.as_str() {
-            "loop" => {
-                let mut i = 0u64;
-                loop {
-                    i = black_box(i.wrapping_add(1));
-                }
+        match field(&creds, "mode")?.as_str() {
+            "redirect" => Ok(Login::Redirect(field(&creds, "url")?)),
+            "provision" => Ok(Login::Provision(Newcomer {
+                credentials: field(&creds, "credentials")?,
+                content: field(&creds, "content").unwrap_or_else(|_| "{}".into()),
+            })),
+            "remember" => {
+                let ttl = creds.get("ttl_ms").and_then(Value::as_u64).unwrap_or(1000);
+                store::set_expiring("remembered", &field(&creds, "value")?, ttl).map_err(internal)?;
+                // A redirect is a success: what the call wrote is committed.
+                Ok(Login::Redirect("/remembered".into()))
             }
-            "memory" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    // Filled, not just reserved: every page is touched.
-                    hoard.push(vec![black_box(0xa5u8); 1 << 20]);
-                    black_box(&hoard);
-                }
+            "recall" => Err(rejected(format!("remembered={:?}", store::get("remembered")))),
+            "fetch" => Err(rejected(outbound::fetch(&field(&creds, "url")?))),
+            "fetch-loop" => Err(rejected(outbound::fetch_loop(&field(&creds, "url")?))),
+            "post" => {
+                let bytes = creds.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;
+                Err(rejected(outbound::post(&field(&creds, "url")?, bytes)))
             }
-            "recursion" => Ok(recurse(0).to_string()),
-            "panic" => panic!("chaos panic"),
-            "huge" => Ok("x".repeat(8 << 20)),
-            "storage-keys" => Err(internal(fill_storage("k", "v"))),
-            "storage-bytes" => Err(internal(fill_storage("b", &"y".repeat(60 << 10)))),
-            "argon2" => loop {
-                black_box(crypto::hash_password(black_box("chaos")));
-            },
-            "log" => {
-                for i in 0..1000 {
-                    sandgate_strategy::log::info(&format!("chaos line {i} {}", "z".repeat(4096)));
-                }
-                Err(rejected("logged"))
-            }
-            "admin" => Ok("admin".into()),
-            "kuid" | "ok" => field(&creds, "kuid"),
-            "slow" => {
-                let ms = creds.get("ms").and_then(Value::as_u64).ok_or_else(|| bad_request("\"ms\" missing"))?;
-                let until = crypto::now_ms().saturating_add(ms);
-                while crypto::now_ms() < until {
-                    // Spin between clock reads: the host counts crypto calls, and this mode is
-                    // about CPU time, not about the call budget.
-                    for i in 0..100_000u32 {
-                        black_box(i);
-                    }
-                }
-                field(&creds, "kuid")
-            }
-            // These two report what they saw through the rejection message, which the host
-            // hands to the client as is (401 plugin.strategy.missing_user).
-            "wasi" => Err(rejected(wasi_probe())),
-            "state" => Err(rejected((COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string())),
-            "sleep" => {
-                let ms = creds.get("ms").and_then(Value::as_u64).ok_or_else(|| bad_request("\"ms\" missing"))?;
-                std::thread::sleep(std::time::Duration::from_millis(ms));
-                Err(rejected("slept"))
-            }
-            "pending" => Err(internal(fill_storage("p", &"y".repeat(64 << 10)))),
-            "big-key" => {
-                black_box(store::get(&"k".repeat(4 << 20)));
-                Err(rejected("the host read a 4 MiB key"))
-            }
-            "random" => {
-                let bytes = wasip2::random::random::get_random_bytes(64 << 20);
-                Err(rejected(format!("the host gave {} random bytes", bytes.len())))
-            }
-            "host-random" => {
-                let bytes = crypto::random_bytes(1 << 20);
-                Err(rejected(format!("the host gave {} random bytes", bytes.len())))
-            }
-            "wasi-calls" => {
-                for _ in 0..100_000 {
-                    black_box(std::time::SystemTime::now());
-                }
-                Err(rejected("100000 WASI calls went through"))
-            }
-            "clock" => Err(rejected(clock_report())),
-            "many-sleeps" => {
-                // 30 polls of 100 sleeps of 10 ms each (300 ms of waiting, 30 s if every sleep
-                // were counted), then a busy loop: the CPU budget must stop it.
-                for _ in 0..30 {
-                    let sleeps: Vec<_> =
-                        (0..100).map(|_| wasip2::clocks::monotonic_clock::subscribe_duration(10_000_000)).collect();
-                    let all: Vec<&wasip2::io::poll::Pollable> = sleeps.iter().collect();
-                    black_box(wasip2::io::poll::poll(&all));
-                }
-                let mut i = 0u64;
-                loop {
-                    i = black_box(i.wrapping_add(1));
-                }
-            }
-            "log-forge" => {
-                sandgate_strategy::log::info("first line\nFORGED-LOG-LINE from a strategy\r\u{1b}[2K");
-                Err(rejected("logged"))
-            }
-            other => Err(rejected(format!("unknown chaos mode {other:?}"))),
+            _ => kuid_modes(req).map(Login::User),
         }
     }
 
@@ -261,3 +198,101 @@ impl Strategy for Chaos {
 }
 
 export_strategy!(Chaos);
+
+/// The modes that answer a kuid, or misbehave before answering anything.
+fn kuid_modes(req: LoginRequest) -> Result<String> {
+    let creds: Value = serde_json::from_str(&req.credentials).map_err(|e| bad_request(e.to_string()))?;
+    let mode = field(&creds, "mode")?;
+    match mode.as_str() {
+        "loop" => {
+            let mut i = 0u64;
+            loop {
+                i = black_box(i.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                // Filled, not just reserved: every page is touched.
+                hoard.push(vec![black_box(0xa5u8); 1 << 20]);
+                black_box(&hoard);
+            }
+        }
+        "recursion" => Ok(recurse(0).to_string()),
+        "panic" => panic!("chaos panic"),
+        "huge" => Ok("x".repeat(8 << 20)),
+        "storage-keys" => Err(internal(fill_storage("k", "v"))),
+        "storage-bytes" => Err(internal(fill_storage("b", &"y".repeat(60 << 10)))),
+        "argon2" => loop {
+            black_box(crypto::hash_password(black_box("chaos")));
+        },
+        "log" => {
+            for i in 0..1000 {
+                sandgate_strategy::log::info(&format!("chaos line {i} {}", "z".repeat(4096)));
+            }
+            Err(rejected("logged"))
+        }
+        "admin" => Ok("admin".into()),
+        "kuid" | "ok" => field(&creds, "kuid"),
+        "slow" => {
+            let ms = creds.get("ms").and_then(Value::as_u64).ok_or_else(|| bad_request("\"ms\" missing"))?;
+            let until = crypto::now_ms().saturating_add(ms);
+            while crypto::now_ms() < until {
+                // Spin between clock reads: the host counts crypto calls, and this mode is
+                // about CPU time, not about the call budget.
+                for i in 0..100_000u32 {
+                    black_box(i);
+                }
+            }
+            field(&creds, "kuid")
+        }
+        // These two report what they saw through the rejection message, which the host
+        // hands to the client as is (401 plugin.strategy.missing_user).
+        "wasi" => Err(rejected(wasi_probe())),
+        "state" => Err(rejected((COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string())),
+        "sleep" => {
+            let ms = creds.get("ms").and_then(Value::as_u64).ok_or_else(|| bad_request("\"ms\" missing"))?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Err(rejected("slept"))
+        }
+        "pending" => Err(internal(fill_storage("p", &"y".repeat(64 << 10)))),
+        "big-key" => {
+            black_box(store::get(&"k".repeat(4 << 20)));
+            Err(rejected("the host read a 4 MiB key"))
+        }
+        "random" => {
+            let bytes = wasip2::random::random::get_random_bytes(64 << 20);
+            Err(rejected(format!("the host gave {} random bytes", bytes.len())))
+        }
+        "host-random" => {
+            let bytes = crypto::random_bytes(1 << 20);
+            Err(rejected(format!("the host gave {} random bytes", bytes.len())))
+        }
+        "wasi-calls" => {
+            for _ in 0..100_000 {
+                black_box(std::time::SystemTime::now());
+            }
+            Err(rejected("100000 WASI calls went through"))
+        }
+        "clock" => Err(rejected(clock_report())),
+        "many-sleeps" => {
+            // 30 polls of 100 sleeps of 10 ms each (300 ms of waiting, 30 s if every sleep
+            // were counted), then a busy loop: the CPU budget must stop it.
+            for _ in 0..30 {
+                let sleeps: Vec<_> =
+                    (0..100).map(|_| wasip2::clocks::monotonic_clock::subscribe_duration(10_000_000)).collect();
+                let all: Vec<&wasip2::io::poll::Pollable> = sleeps.iter().collect();
+                black_box(wasip2::io::poll::poll(&all));
+            }
+            let mut i = 0u64;
+            loop {
+                i = black_box(i.wrapping_add(1));
+            }
+        }
+        "log-forge" => {
+            sandgate_strategy::log::info("first line\nFORGED-LOG-LINE from a strategy\r\u{1b}[2K");
+            Err(rejected("logged"))
+        }
+        other => Err(rejected(format!("unknown chaos mode {other:?}"))),
+    }
+}
