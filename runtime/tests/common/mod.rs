@@ -2,6 +2,8 @@
 //! ephemeral port, with its own data directory, spoken to over real HTTP.
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use reqwest::blocking::Client;
 use sandgate::App;
 use sandgate::config::{Config, Overrides, parse_toml};
@@ -76,7 +78,12 @@ impl TestServer {
             app,
             addr,
             base: format!("http://{addr}"),
-            client: Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap(),
+            client: Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                // A login may answer a redirect (302 to an OpenID provider): the tests look at it.
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             data_dir: data_dir.to_path_buf(),
             _dir: None,
             shutdown: Some(shutdown_tx),
