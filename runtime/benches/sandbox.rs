@@ -47,7 +47,12 @@ fn measure(n: usize, warmup: usize, mut f: impl FnMut()) -> Stats {
 }
 
 fn request(credentials: &str) -> LoginRequest {
-    LoginRequest { credentials: credentials.to_string(), query: Vec::new(), client_ip: Some("127.0.0.1".into()) }
+    LoginRequest {
+        credentials: credentials.to_string(),
+        query: Vec::new(),
+        client_ip: Some("127.0.0.1".into()),
+        client_binding: String::new(),
+    }
 }
 
 fn create(rt: &Runtime, sandbox: &Sandbox, db: &Db, s: &Strategy, kuid: &str, creds: &str) -> String {

@@ -32,6 +32,8 @@ pub struct Request {
     pub client_ip: Option<String>,
     /// The `authToken` cookie (HTTP only), for `cookieAuth` mode.
     pub cookie_token: Option<String>,
+    /// The `sandgate-login` cookie (HTTP): what ties a multi-step login's steps to one browser.
+    pub login_cookie: Option<String>,
 }
 
 impl Request {
@@ -89,6 +91,7 @@ impl Request {
             connection_id,
             client_ip,
             cookie_token: None,
+            login_cookie: None,
         })
     }
 

@@ -100,11 +100,20 @@ fn form_value(html: &str, field: &str) -> Option<String> {
     Some(html[at..].split('"').next()?.to_string())
 }
 
-/// Step one on Sandgate, the provider's pages as `login` would go through them: the URL the
-/// provider sends the browser back to (Sandgate's `redirect_uri` with a code and a state).
-fn through_the_provider(s: &TestServer, strategy: &str, browser: &Client, login: &str) -> String {
+/// A login's way back: the URL the provider sends the browser to (Sandgate's `redirect_uri`
+/// with a code and a state), and the login cookie Sandgate set on that browser.
+struct Back {
+    url: String,
+    cookie: String,
+}
+
+/// Step one on Sandgate, then the provider's pages as `login` would go through them.
+fn through_the_provider(s: &TestServer, strategy: &str, browser: &Client, login: &str) -> Back {
     let (status, headers, body) = s.send("GET", &format!("/_login/{strategy}"), None, &[]);
     assert_eq!(status, 302, "{body}");
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
     let mut url = reqwest::Url::parse(headers["location"].to_str().unwrap()).unwrap();
     assert!(url.as_str().contains("code_challenge_method=S256"), "{url}");
     let back = s.url(&format!("/_login/{strategy}"));
@@ -113,7 +122,7 @@ fn through_the_provider(s: &TestServer, strategy: &str, browser: &Client, login:
         if resp.status().is_redirection() {
             let next = url.join(resp.headers()["location"].to_str().unwrap()).unwrap();
             if next.as_str().starts_with(&back) {
-                return next.to_string();
+                return Back { url: next.to_string(), cookie };
             }
             url = next;
             continue;
@@ -134,10 +143,17 @@ fn through_the_provider(s: &TestServer, strategy: &str, browser: &Client, login:
     panic!("the provider never sent the browser back");
 }
 
-/// The provider's answer handed to Sandgate, as the browser would.
-fn back_at_sandgate(s: &TestServer, callback: &str) -> (u16, Value) {
-    let path = callback.strip_prefix(&s.base).unwrap();
-    s.get(path, None)
+/// The provider's answer handed to Sandgate, as the browser would (with its cookie).
+fn back_at_sandgate(s: &TestServer, back: &Back) -> (u16, Value) {
+    elsewhere(s, &back.url, Some(&back.cookie))
+}
+
+/// The same URL from a client with another cookie, or none.
+fn elsewhere(s: &TestServer, url: &str, cookie: Option<&str>) -> (u16, Value) {
+    let path = url.strip_prefix(&s.base).unwrap();
+    let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", *c)).collect();
+    let (status, _, body) = s.send("GET", path, None, &headers);
+    (status, body)
 }
 
 #[test]
@@ -150,6 +166,13 @@ fn a_full_login_then_the_same_person_again() {
     assert_eq!(info["fields"], json!(["identity"]));
 
     let callback = through_the_provider(&s, "oidc", &browser(), "alice");
+    // The way back, taken by someone else (a leaked callback URL, a login CSRF): the state's
+    // verifier is another browser's, the provider refuses the code.
+    for other in [None, Some("sandgate-login=0123456789abcdef0123456789abcdef")] {
+        let got = elsewhere(&s, &callback.url, other);
+        assert_error(&got, 401, "plugin.strategy.missing_user");
+        assert!(got.1["error"]["message"].as_str().unwrap().contains("refused the code"), "{}", got.1);
+    }
     let (status, body) = back_at_sandgate(&s, &callback);
     assert_eq!(status, 200, "{body}");
     let kuid = body["result"]["_id"].as_str().unwrap().to_string();
@@ -195,13 +218,13 @@ fn forged_states_foreign_audiences_and_a_provider_gone_are_refused() {
         .unwrap()
         .1
         .to_string();
-    let mut swapped = reqwest::Url::parse(&callback).unwrap();
+    let mut swapped = reqwest::Url::parse(&callback.url).unwrap();
     let pairs: Vec<(String, String)> = swapped
         .query_pairs()
         .map(|(k, v)| (k.to_string(), if k == "state" { other_state.clone() } else { v.to_string() }))
         .collect();
     swapped.query_pairs_mut().clear().extend_pairs(pairs);
-    let got = back_at_sandgate(&s, swapped.as_str());
+    let got = elsewhere(&s, swapped.as_str(), Some(&callback.cookie));
     assert_error(&got, 401, "plugin.strategy.missing_user");
     // The code was issued for the other login's PKCE challenge: the provider refuses it.
     assert!(got.1["error"]["message"].as_str().unwrap().contains("refused the code"), "{}", got.1);

@@ -172,6 +172,7 @@ where
         connection_id: next_connection_id(),
         client_ip: addr.map(|a| a.ip().to_string()),
         cookie_token: cookie(headers, "authToken"),
+        login_cookie: cookie(headers, crate::service::cookie::LOGIN),
     })
 }
 
@@ -197,6 +198,7 @@ where
         req.jwt = bearer(headers);
     }
     req.cookie_token = cookie(headers, "authToken");
+    req.login_cookie = cookie(headers, crate::service::cookie::LOGIN);
     Ok(req)
 }
 

@@ -42,8 +42,14 @@ pub async fn login(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         .filter(|(k, _)| !matches!(k.as_str(), "strategy" | "expiresIn" | "cookieAuth" | "jwt"))
         .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
         .collect();
-    let login = LoginRequest { credentials: Value::Object(body).to_string(), query, client_ip: req.client_ip.clone() };
-    logins::login(ctx, &strategy, &login, ttl).await
+    let (login_cookie, new_cookie) = cookie::login_cookie(req);
+    let login = LoginRequest {
+        credentials: Value::Object(body).to_string(),
+        query,
+        client_ip: req.client_ip.clone(),
+        client_binding: cookie::binding(&login_cookie, &strategy.name),
+    };
+    logins::login(ctx, &strategy, &login, ttl, new_cookie.then_some(login_cookie)).await
 }
 
 /// Never a 401 for a bad body token: `{valid: false, state}` (reference §1.3).

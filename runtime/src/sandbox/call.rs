@@ -343,6 +343,11 @@ impl Answer for Vec<String> {
     }
 }
 
+/// Resources a call may hold at once (wasmtime's default is a million).
+const MAX_RESOURCES: usize = 4096;
+/// Header bytes of one HTTP `fields` resource (wasmtime-wasi-http's default is 128 KiB).
+const MAX_HTTP_FIELDS_BYTES: usize = 16 << 10;
+
 /// What a call's Store holds: nothing shared with any other call but read-only handles.
 fn new_state(backends: &Backends, strategy: &Strategy) -> HostState {
     let stderr = MemoryOutputPipe::new(4096);
@@ -359,16 +364,22 @@ fn new_state(backends: &Backends, strategy: &Strategy) -> HostState {
         .wall_clock(clocks::Wall)
         .max_random_size(strategy.limits.max_random_bytes as u64);
     let name: Arc<str> = Arc::from(strategy.name.as_str());
+    // Host memory a guest makes the host hold, outside its own memory cap: resources (a
+    // pollable, a stream, HTTP fields…) and the header bytes of each HTTP `fields`.
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let mut http = wasmtime_wasi_http::WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
     HostState {
         wasi: wasi.build(),
-        table: ResourceTable::new(),
+        table,
         limiter: CallLimiter::new(strategy.limits.memory_bytes, strategy.limits.table_elements),
         meter: Meter::new(strategy.limits.clone(), now),
         storage: Storage::new(name.clone(), backends.kv.clone(), strategy.limits.clone()),
         crypto: Crypto::new(backends.hasher.clone()),
         log: Log::new(backends.log.clone(), name),
         config: strategy.config.clone(),
-        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http,
         outbound: Outbound {
             allow: strategy.outbound.clone(),
             network: backends.network.clone(),

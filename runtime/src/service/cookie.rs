@@ -31,6 +31,34 @@ pub fn into_cookie(mut reply: Reply) -> Reply {
     reply
 }
 
+/// The cookie that ties a multi-step login's steps to one browser (see `login-request`'s
+/// `client-binding` in wit/strategy.wit).
+pub const LOGIN: &str = "sandgate-login";
+
+/// The client's login cookie: the one it sent (32 hex digits), or a new one to set with a
+/// redirect (`true`).
+pub fn login_cookie(req: &Request) -> (String, bool) {
+    match &req.login_cookie {
+        Some(c) if c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()) => (c.clone(), false),
+        _ => (crate::core::ids::hex(&crate::core::ids::random::<16>()), true),
+    }
+}
+
+/// What a strategy sees of the cookie: a value of its own (another strategy the browser logs
+/// in with cannot learn this one's).
+pub fn binding(cookie: &str, strategy: &str) -> String {
+    let seen = format!("{strategy}\n{cookie}");
+    crate::core::ids::hex(ring::digest::digest(&ring::digest::SHA256, seen.as_bytes()).as_ref())
+}
+
+/// Sets the login cookie on a redirect's answer (sent back on the top-level navigation from
+/// the provider: SameSite=Lax).
+pub fn set_login_cookie(reply: &mut Reply, cookie: &str) {
+    reply
+        .headers
+        .push(("set-cookie".into(), format!("{LOGIN}={cookie}; Path=/_login; Max-Age=3600; HttpOnly; SameSite=Lax")));
+}
+
 /// What logout sends in cookie mode.
 pub fn cleared(reply: Reply) -> Reply {
     let mut reply = reply;

@@ -46,7 +46,14 @@ pub fn requested_ttl(ctx: &Ctx, value: Option<&Value>) -> Result<Ttl, KError> {
 }
 
 /// Runs the strategy's `verify` under the login throttles, then issues the token.
-pub async fn login(ctx: &Ctx<'_>, s: &Arc<Strategy>, login: &LoginRequest, ttl: Ttl) -> Result<Reply, KError> {
+/// `new_cookie`: the login cookie to set if the strategy answers a redirect (the client sent none).
+pub async fn login(
+    ctx: &Ctx<'_>,
+    s: &Arc<Strategy>,
+    login: &LoginRequest,
+    ttl: Ttl,
+    new_cookie: Option<String>,
+) -> Result<Reply, KError> {
     let req = ctx.req;
     // Logins per second on this connection, failed logins per client address, and the soft
     // lock on the records the strategy reads (see `throttle`).
@@ -67,7 +74,10 @@ pub async fn login(ctx: &Ctx<'_>, s: &Arc<Strategy>, login: &LoginRequest, ttl: 
             Ok(reply)
         }
         Login::Redirect(url) => {
-            let reply = redirect(s, url)?;
+            let mut reply = redirect(s, url)?;
+            if let Some(cookie) = new_cookie {
+                super::cookie::set_login_cookie(&mut reply, &cookie);
+            }
             commit(ctx, changes(&overlay)).await?;
             Ok(reply)
         }
@@ -81,10 +91,12 @@ pub async fn login(ctx: &Ctx<'_>, s: &Arc<Strategy>, login: &LoginRequest, ttl: 
 /// The next step of a multi-step login, as Kuzzle answers one: HTTP 302 with `Location`, and
 /// `{"headers": {"Location": …}, "statusCode": 302}` as the result (over WebSocket too).
 fn redirect(s: &Strategy, url: String) -> Result<Reply, KError> {
-    // A path of this server, or an absolute http(s) URL; not `//host` (another host, said as a path).
-    let is_path = url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\");
+    // A path of this server, or an absolute http(s) URL; not `//host` (another host, said as a
+    // path), nothing a browser would strip or turn around (control characters, backslashes).
+    let is_path = url.starts_with('/') && !url.starts_with("//");
     let is_url = url.starts_with("https://") || url.starts_with("http://") || is_path;
-    if !is_url || url.len() > 8192 || http::HeaderValue::from_str(&url).is_err() {
+    let clean = !url.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\');
+    if !is_url || !clean || url.len() > 8192 || http::HeaderValue::from_str(&url).is_err() {
         return Err(KError::new(
             defs::PLUGIN_RUNTIME_UNEXPECTED_ERROR,
             &[&format!("[{}] answered a redirect to something that is not an http(s) URL or a path", s.name)],
@@ -124,8 +136,12 @@ async fn provision(
     if !matches!(serde_json::from_str::<Value>(&newcomer.credentials), Ok(Value::Object(_))) {
         return Err(not_object("credentials"));
     }
-    // The operator's profiles, whatever the strategy said.
+    // The operator's profiles, whatever the strategy said; the host's own record of it.
     content.insert("profileIds".into(), json!(profiles));
+    content.insert(
+        "_kuzzle_info".into(),
+        json!({ "author": null, "createdAt": crate::core::time::now_ms(), "updatedAt": null, "updater": null }),
+    );
     let kuid = crate::core::ids::uuid();
     super::credentials::write(ctx, s, p, &mut overlay, &kuid, &newcomer.credentials, false).await?;
     let user = User { kuid: kuid.clone(), content };

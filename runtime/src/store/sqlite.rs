@@ -434,7 +434,13 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
             .map_err(backend)?;
         }
         Change::KvSweep { now_ms } => {
-            tx.execute("DELETE FROM strategy_kv WHERE expires_ms <= ?1", [now_ms]).map_err(backend)?;
+            // A bounded batch: the writer commits every request's changes, it must not stall.
+            tx.execute(
+                "DELETE FROM strategy_kv WHERE (strategy, key) IN
+                 (SELECT strategy, key FROM strategy_kv WHERE expires_ms <= ?1 LIMIT 10000)",
+                [now_ms],
+            )
+            .map_err(backend)?;
         }
         Change::KvDelete { strategy, key } => {
             tx.execute("DELETE FROM strategy_kv WHERE strategy = ?1 AND key = ?2", [strategy, key]).map_err(backend)?;

@@ -1,21 +1,27 @@
 //! The `oidc` strategy: log in with an OpenID Connect provider, authorization code flow with
 //! PKCE (S256), users provisioned on their first login (if the operator allows it).
 //!
-//! `GET /_login/<name>` answers a redirect to the provider's authorization endpoint, with a
-//! random `state`, `nonce` and PKCE verifier kept for ten minutes (expiring keys). The provider
-//! sends the browser back to `redirect_uri` (`/_login/<name>?code=…&state=…`): the state is
-//! taken (single use), the code exchanged at the token endpoint, the ID token's signature
-//! checked by the host against the provider's JWKS, then its `iss`, `aud`, `exp` and `nonce`
-//! here. The person is the ID token's `identifier_claim` (`sub` by default): known, they log
-//! in as the user their credentials belong to; new, the host provisions a user.
+//! `GET /_login/<name>` answers a redirect to the provider's authorization endpoint with a
+//! fresh `state`: 16 random bytes, an expiry ten minutes away, and a MAC of both under this
+//! strategy's secret. The PKCE verifier and the `nonce` are MACs of the state and of the
+//! browser (the host's `client-binding`, from a cookie it sets with the redirect): nothing is
+//! stored per login, so anonymous requests fill no storage, and the second step only works
+//! in the browser that took the first (a callback URL replayed elsewhere derives another
+//! verifier, which the provider refuses). The provider sends the browser back to
+//! `redirect_uri` (`/_login/<name>?code=…&state=…`): the state's MAC and expiry are checked,
+//! it must not have been used (a used state is recorded until it expires), the code is
+//! exchanged at the token endpoint, the ID token's signature checked by the host against the
+//! provider's JWKS, its `iss`, `aud`, `exp` and `nonce` here. The person is the ID token's
+//! `identifier_claim` (`sub` by default): known, they log in as the user their credentials
+//! belong to; new, the host provisions a user.
 //!
 //! Config: `issuer`, `client_id`, `client_secret`, `redirect_uri`, `scopes` (default
 //! `"openid"`), `identifier_claim` (default `"sub"`). Register it with
 //! `outbound=["<issuer's origin>"]` (and its token/JWKS origins if they differ), and
 //! `provision={"profileIds":[…]}` for first logins.
 //!
-//! Storage: `flow:<state>` → {nonce, verifier} (10 min), `discovery` and `jwks` (1 h),
-//! `id:<identity>` → kuid, `kuid:<kuid>` → identity.
+//! Storage: `secret` (made on first use), `used:<state>` (until the state expires),
+//! `discovery` and `jwks` (1 h), `id:<identity>` → kuid, `kuid:<kuid>` → identity.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -68,13 +74,6 @@ struct Discovery {
     jwks_uri: String,
 }
 
-/// A login between its two steps.
-#[derive(Deserialize, Serialize)]
-struct Flow {
-    nonce: String,
-    verifier: String,
-}
-
 #[derive(Deserialize)]
 struct Tokens {
     id_token: Option<String>,
@@ -85,8 +84,56 @@ struct Creds {
     identity: Option<String>,
 }
 
-fn random(n: u32) -> String {
-    URL_SAFE_NO_PAD.encode(crypto::random_bytes(n))
+/// This strategy's own key for its states and their derived values, made on first use.
+fn secret() -> Result<Vec<u8>> {
+    if let Some(hex) = store::get("secret")
+        && let Some(key) = unhex(&hex)
+    {
+        return Ok(key);
+    }
+    let key = crypto::random_bytes(32);
+    store::set("secret", &key.iter().map(|b| format!("{b:02x}")).collect::<String>()).map_err(internal)?;
+    Ok(key)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
+}
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for part in parts {
+        data.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        data.extend_from_slice(part);
+    }
+    crypto::hmac_sha256(key, &data)
+}
+
+/// A new state: 16 random bytes, the expiry (ms, big-endian), 16 bytes of MAC.
+fn new_state(key: &[u8]) -> String {
+    let mut state = crypto::random_bytes(16);
+    state.extend_from_slice(&(crypto::now_ms() + FLOW_TTL_MS).to_be_bytes());
+    let tag = mac(key, &[b"state", &state]);
+    state.extend_from_slice(&tag[..16]);
+    URL_SAFE_NO_PAD.encode(state)
+}
+
+/// The state's expiry, if it is one of ours and still valid.
+fn check_state(key: &[u8], state: &str) -> Option<u64> {
+    let raw = URL_SAFE_NO_PAD.decode(state).ok().filter(|r| r.len() == 40)?;
+    let tag = mac(key, &[b"state", &raw[..24]]);
+    if !crypto::constant_time_eq(&tag[..16], &raw[24..]) {
+        return None;
+    }
+    let expiry = u64::from_be_bytes(raw[16..24].try_into().ok()?);
+    (expiry > crypto::now_ms()).then_some(expiry)
+}
+
+/// What a login's state and browser give: the PKCE verifier (43 characters) and the nonce.
+fn derived(key: &[u8], state: &str, binding: &str) -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(mac(key, &[b"pkce", state.as_bytes(), binding.as_bytes()]));
+    let nonce = URL_SAFE_NO_PAD.encode(mac(key, &[b"nonce", state.as_bytes(), binding.as_bytes()]));
+    (verifier, nonce)
 }
 
 fn discovery(config: &Config) -> Result<Discovery> {
@@ -127,11 +174,12 @@ fn query<'a>(req: &'a LoginRequest, name: &str) -> Option<&'a str> {
 }
 
 /// Step one: off to the provider.
-fn start(config: &Config) -> Result<Login> {
+fn start(config: &Config, req: &LoginRequest) -> Result<Login> {
     let found = discovery(config)?;
-    let (state, nonce, verifier) = (random(24), random(24), random(32));
+    let key = secret()?;
+    let state = new_state(&key);
+    let (verifier, nonce) = derived(&key, &state, &req.client_binding);
     let challenge = URL_SAFE_NO_PAD.encode(crypto::sha256(verifier.as_bytes()));
-    store::set_json_expiring(&format!("flow:{state}"), &Flow { nonce: nonce.clone(), verifier }, FLOW_TTL_MS)?;
     let scopes = config.scopes.as_deref().unwrap_or("openid");
     let params = http::form(&[
         ("response_type", "code"),
@@ -150,10 +198,15 @@ fn start(config: &Config) -> Result<Login> {
 /// Step two: the provider sent the browser back with a code.
 fn finish(config: &Config, req: &LoginRequest, code: &str) -> Result<Login> {
     let state = query(req, "state").ok_or_else(|| rejected("The provider's answer has no state"))?;
-    // Single use: taken now, gone whatever happens next (if the login succeeds).
-    let Some(flow) = store::take_json::<Flow>(&format!("flow:{state}"))? else {
-        return Err(rejected("Unknown, expired or already used login state"));
-    };
+    let key = secret()?;
+    let expiry = check_state(&key, state).ok_or_else(|| rejected("Unknown or expired login state"))?;
+    let used = format!("used:{state}");
+    if store::get(&used).is_some() {
+        return Err(rejected("This login was already used"));
+    }
+    // Single use: recorded with the login (if it succeeds), until the state would expire anyway.
+    store::set_expiring(&used, "1", expiry.saturating_sub(crypto::now_ms()) + 1000).map_err(internal)?;
+    let (verifier, nonce) = derived(&key, state, &req.client_binding);
     // RFC 9207: a provider that names itself must be ours (mix-up attacks).
     if let Some(iss) = query(req, "iss")
         && iss != config.issuer
@@ -169,7 +222,7 @@ fn finish(config: &Config, req: &LoginRequest, code: &str) -> Result<Login> {
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", &config.redirect_uri),
-            ("code_verifier", &flow.verifier),
+            ("code_verifier", &verifier),
         ],
         &[("authorization", &auth), ("accept", "application/json")],
     )
@@ -180,7 +233,7 @@ fn finish(config: &Config, req: &LoginRequest, code: &str) -> Result<Login> {
         return Err(rejected(format!("The provider refused the code: {why}")));
     }
     let id_token = response.json::<Tokens>()?.id_token.ok_or_else(|| internal("the provider sent no ID token"))?;
-    let claims = verified_claims(config, &found, &id_token, &flow.nonce)?;
+    let claims = verified_claims(config, &found, &id_token, &nonce)?;
     let claim = config.identifier_claim.as_deref().unwrap_or("sub");
     let identity = match &claims[claim] {
         Value::String(s) if !s.is_empty() => s.clone(),
@@ -260,7 +313,7 @@ impl Strategy for Oidc {
         }
         match query(&req, "code") {
             Some(code) => finish(&config, &req, code),
-            None => start(&config),
+            None => start(&config, &req),
         }
     }
 

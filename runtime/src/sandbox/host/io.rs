@@ -8,8 +8,7 @@
 //! wasmtime-wasi answers `{:?}`: with a backtrace captured, that is the host's stack (its
 //! paths, its internals) for the guest to read, and formatting it cost a call 135 ms of CPU.
 
-use super::meter::Waits;
-use std::sync::Arc;
+use super::meter::Meter;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::poll::{Host as _, HostPollable as _};
@@ -24,10 +23,11 @@ const POLL: &str = "wasi:io/poll@0.2.12";
 const STREAMS: &str = "wasi:io/streams@0.2.12";
 const ERROR: &str = "wasi:io/error@0.2.12";
 
-/// What these functions see of a call: its resource table and its waits.
+/// What these functions see of a call: its resource table and its meter (each call is
+/// counted like every WASI call; only its wait is parked).
 pub struct IoView<'a> {
     pub table: &'a mut ResourceTable,
-    pub waits: Arc<Waits>,
+    pub meter: &'a mut Meter,
 }
 
 type Get<T> = fn(&mut T) -> IoView<'_>;
@@ -47,7 +47,8 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: Get<T>) ->
     poll.func_wrap_async("poll", move |mut cx: StoreContextMut<'_, T>, (list,): (Vec<Resource<DynPollable>>,)| {
         Box::new(async move {
             let io = view(cx.data_mut());
-            let _parked = io.waits.enter();
+            io.meter.count_wasi();
+            let _parked = io.meter.waits.enter();
             Ok((io.table.poll(list).await?,))
         })
     })?;
@@ -56,7 +57,8 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: Get<T>) ->
         move |mut cx: StoreContextMut<'_, T>, (p,): (Resource<DynPollable>,)| {
             Box::new(async move {
                 let io = view(cx.data_mut());
-                let _parked = io.waits.enter();
+                io.meter.count_wasi();
+                let _parked = io.meter.waits.enter();
                 io.table.block(p).await
             })
         },
@@ -68,8 +70,9 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: Get<T>) ->
             streams.func_wrap_async($name, move |mut cx: StoreContextMut<'_, T>, ($($arg,)*): ($($ty,)*)| {
                 Box::new(async move {
                     let io = view(cx.data_mut());
+                    io.meter.count_wasi();
                     let r = {
-                        let _parked = io.waits.enter();
+                        let _parked = io.meter.waits.enter();
                         io.table.$method($($arg),*).await
                     };
                     lower(io.table, r)
@@ -100,6 +103,7 @@ pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: Get<T>) ->
         "[method]error.to-debug-string",
         move |mut cx: StoreContextMut<'_, T>, (e,): (Resource<wasmtime::Error>,)| {
             let io = view(cx.data_mut());
+            io.meter.count_wasi();
             Ok((format!("{:#}", io.table.get(&e)?),))
         },
     )?;

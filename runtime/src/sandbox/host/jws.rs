@@ -80,20 +80,22 @@ pub fn verify(token: &str, jwks: &str) -> Result<String, String> {
     let keys = set.get("keys").and_then(Value::as_array).ok_or("the key set has no `keys` array")?;
     let keys: Vec<&Map<String, Value>> = keys.iter().filter_map(Value::as_object).collect();
     let key = match kid {
-        Some(kid) => keys.iter().find(|k| k.get("kid").and_then(Value::as_str) == Some(kid)).copied(),
+        // The set's key with this kid and of the token's type (a set may reuse a kid).
+        Some(kid) => {
+            let named: Vec<&&Map<String, Value>> =
+                keys.iter().filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid)).collect();
+            match named.iter().find(|k| alg.fits(k)) {
+                Some(key) => **key,
+                None if named.is_empty() => return Err(format!("no key {kid:?} in the set")),
+                None => return Err("the key is not of the token's algorithm".into()),
+            }
+        }
         None => match keys.iter().filter(|k| alg.fits(k)).collect::<Vec<_>>()[..] {
-            [only] => Some(*only),
-            [] => None,
+            [only] => *only,
+            [] => return Err("no key of the token's type in the set".into()),
             _ => return Err("the token names no `kid` and the set has several keys that could fit".into()),
         },
     };
-    let key = key.ok_or_else(|| match kid {
-        Some(kid) => format!("no key {kid:?} in the set"),
-        None => "no key of the token's type in the set".into(),
-    })?;
-    if !alg.fits(key) {
-        return Err("the key is not of the token's algorithm".into());
-    }
     let signature = b64(signature_b64, "the signature")?;
     let signed = format!("{header_b64}.{payload_b64}");
     let checked = match alg {

@@ -104,7 +104,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     // panic and print machinery.
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    io::add_to_linker(linker, |s| io::IoView { table: &mut s.table, waits: s.meter.waits.clone() })?;
+    io::add_to_linker(linker, |s| io::IoView { table: &mut s.table, meter: &mut s.meter })?;
     clocks::add_to_linker(linker, |s| clocks::ClockView {
         meter: &mut s.meter,
         table: &mut s.table,

@@ -3,9 +3,10 @@
 //! every address it resolves to is checked here, so whoever controls that name's DNS cannot
 //! point it at the server's own machine or network (DNS rebinding).
 //!
-//! IPv6 forms that carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
-//! `::a.b.c.d`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002::/16`) are judged by the
-//! IPv4 address inside; Teredo (`2001::/32`) hides its IPv4 address and is refused.
+//! IPv6 forms that carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated
+//! `::ffff:0:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are
+//! judged by the IPv4 address inside; Teredo (`2001::/32`) and local-use NAT64
+//! (`64:ff9b:1::/48`) hide theirs and are refused.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -27,6 +28,7 @@ fn restricted_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if a == 100 && (64..128).contains(&b) => "shared address space (100.64.0.0/10)",
         _ if a == 192 && b == 0 && ip.octets()[2] == 0 => "IETF protocol assignments (192.0.0.0/24)",
         _ if a == 198 && (b == 18 || b == 19) => "benchmarking (198.18.0.0/15)",
+        _ if a == 192 && b == 88 && ip.octets()[2] == 99 => "6to4 relay anycast (192.88.99.0/24)",
         _ if ip.is_multicast() => "multicast",
         _ if ip.is_broadcast() || a >= 240 => "reserved (240.0.0.0/4)",
         _ if ip.is_documentation() => "documentation",
@@ -36,6 +38,10 @@ fn restricted_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 fn restricted_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
+    // Refused whatever it embeds: where its IPv4 address sits depends on the local prefix.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return Some("local-use NAT64 (64:ff9b:1::/48)");
+    }
     if let Some(v4) = embedded_v4(ip) {
         return restricted_v4(v4);
     }
@@ -47,6 +53,7 @@ fn restricted_v6(ip: Ipv6Addr) -> Option<&'static str> {
         _ if s[0] & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
         _ if s[0] & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
         _ if s[0] == 0x2001 && s[1] == 0 => "Teredo (2001::/32)",
+        _ if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 => "local-use NAT64 (64:ff9b:1::/48)",
         _ if s[0] == 0x2001 && s[1] == 0xdb8 => "documentation (2001:db8::/32)",
         _ if s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0 => "discard-only (100::/64)",
         _ => return None,
@@ -58,12 +65,11 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        // IPv4-mapped and IPv4-compatible (not :: and ::1, which are v6's own).
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),
+        // IPv4-mapped, IPv4-translated, IPv4-compatible (not :: and ::1, v6's own).
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),
         [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(low),
         // NAT64, well-known and local-use prefixes.
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
-        [0x64, 0xff9b, 1, ..] => Some(low),
         // 6to4: 2002:AABB:CCDD::/48.
         [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
         _ => None,
@@ -107,6 +113,9 @@ mod tests {
             "64:ff9b::7f00:1",
             "64:ff9b::a9fe:a9fe",
             "64:ff9b:1::a00:1",
+            "64:ff9b:1:0:8::808:808",
+            "::ffff:0:7f00:1",
+            "192.88.99.1",
             "2002:7f00:1::",
             "2002:c0a8:101::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",

@@ -164,7 +164,24 @@ impl AllowList {
 
 /// The target of a request's scheme and authority (`host[:port]`), or why there is none.
 pub fn target(https: bool, authority: &str) -> Result<Target, String> {
-    let (host, port) = split_host_port(authority).ok_or_else(|| format!("invalid authority {authority:?}"))?;
+    let invalid = || format!("invalid authority {authority:?}");
+    // No user, no zone id, no percent-encoding: a host is a name or an address, plainly.
+    if authority.contains(['@', '%', '/', '\\']) {
+        return Err(invalid());
+    }
+    let (host, port) = split_host_port(authority).ok_or_else(invalid)?;
+    let lower = host.to_ascii_lowercase();
+    let plain = if authority.starts_with('[') {
+        lower.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        lower.parse::<std::net::Ipv4Addr>().is_ok() || valid_name(&lower)
+    };
+    if !plain {
+        return Err(invalid());
+    }
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(invalid());
+    }
     let port = match port {
         None => default_port(https),
         Some(p) => p.parse::<u16>().map_err(|_| format!("invalid port in {authority:?}"))?,
@@ -247,5 +264,8 @@ mod tests {
         assert!(l.lists_ip_literal(&t(false, "127.0.0.1:8080")));
         assert!(!l.lists_ip_literal(&t(true, "id.example.com")));
         assert!(!AllowList::default().admits(&t(true, "id.example.com")));
+        for odd in ["x@a.corp.example", "[v1.a.corp.example]", "a.corp.example:+443", "[fe80::1%25eth0]", "a b", ""] {
+            assert!(target(true, odd).is_err(), "{odd}");
+        }
     }
 }

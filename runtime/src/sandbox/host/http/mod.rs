@@ -26,7 +26,13 @@ pub struct Network {
     /// `[outbound] allow_private_networks`: private addresses allowed for every listed origin.
     pub allow_private: bool,
     tls: Arc<rustls::ClientConfig>,
+    /// Name lookups at once (each holds a blocking thread while the resolver answers): a
+    /// strategy whose DNS is slow cannot take the threads the store reads on.
+    lookups: tokio::sync::Semaphore,
 }
+
+/// See [`Network::lookups`].
+const MAX_LOOKUPS: usize = 16;
 
 impl Network {
     pub fn new(allow_private: bool) -> Self {
@@ -37,7 +43,7 @@ impl Network {
             .expect("ring supports the default TLS versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Network { allow_private, tls: Arc::new(tls) }
+        Network { allow_private, tls: Arc::new(tls), lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS) }
     }
 }
 
@@ -79,6 +85,7 @@ impl WasiHttpHooks for Outbound {
                 max_request_bytes: limits.max_http_request_bytes as u64,
                 tls: &network.tls,
                 metrics: metrics.clone(),
+                lookups: &network.lookups,
             };
             let sent = send::send(rules, request, options).await;
             match &sent {

@@ -33,8 +33,10 @@ pub struct Rules<'a> {
     pub max_response_bytes: u64,
     pub max_request_bytes: u64,
     pub tls: &'a Arc<rustls::ClientConfig>,
-    /// Counts a response body cut at its cap (the request was counted as answered).
+    /// Counts a body cut at its cap.
     pub metrics: Arc<StrategyMetrics>,
+    /// Name lookups run on blocking threads (getaddrinfo): this many at once, server-wide.
+    pub lookups: &'a tokio::sync::Semaphore,
 }
 
 /// The connection's driver, run by wasmtime-wasi-http alongside the response.
@@ -78,18 +80,24 @@ pub async fn send(
     if !rules.allow.admits(&target) {
         return Err(Error::HttpRequestDenied);
     }
-    let left = rules.deadline.saturating_duration_since(Instant::now());
-    let timeout = within(options.and_then(|o| o.connect_timeout), rules.timeout).min(left);
-    let first_byte = within(options.and_then(|o| o.first_byte_timeout), rules.timeout).min(left);
+    // Every step ends by a time counted from now (connecting, then the response's head, within
+    // `http_timeout_ms` or what the guest asked, if less) and by the call's deadline.
+    let now = tokio::time::Instant::now();
+    let call_ends = tokio::time::Instant::from_std(rules.deadline);
+    let by = |guest: Option<Duration>| (now + within(guest, rules.timeout)).min(call_ends);
+    let connected_by = by(options.and_then(|o| o.connect_timeout));
+    let answered_by = by(options.and_then(|o| o.first_byte_timeout));
     let between = within(options.and_then(|o| o.between_bytes_timeout), rules.timeout);
-    let started = tokio::time::Instant::now();
     // Resolved here (an IP literal resolves to itself), every address judged.
-    let resolved: Vec<SocketAddr> =
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((target.host.as_str(), target.port))).await {
-            Err(_) => return Err(Error::DnsTimeout),
-            Ok(Err(e)) => return Err(Error::DnsError { rcode: Some(e.to_string()), info_code: None }),
-            Ok(Ok(addrs)) => addrs.collect(),
-        };
+    let lookup = async {
+        let _slot = rules.lookups.acquire().await;
+        tokio::net::lookup_host((target.host.as_str(), target.port)).await
+    };
+    let resolved: Vec<SocketAddr> = match tokio::time::timeout_at(connected_by, lookup).await {
+        Err(_) => return Err(Error::DnsTimeout),
+        Ok(Err(e)) => return Err(Error::DnsError { rcode: Some(e.to_string()), info_code: None }),
+        Ok(Ok(addrs)) => addrs.collect(),
+    };
     if resolved.is_empty() {
         return Err(Error::DestinationNotFound);
     }
@@ -99,8 +107,7 @@ pub async fn send(
         .find(|a| explicit || restricted(a.ip()).is_none())
         .copied()
         .ok_or(Error::DestinationIpProhibited)?;
-    let remaining = |budget: Duration| budget.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-    let tcp = match tokio::time::timeout(remaining(timeout), tokio::net::TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout_at(connected_by, tokio::net::TcpStream::connect(addr)).await {
         Err(_) => return Err(Error::ConnectionTimeout),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
         Ok(Err(e)) => return Err(Error::Connect(e)),
@@ -114,7 +121,7 @@ pub async fn send(
                 .map_err(|_| Error::HttpRequestUriInvalid)?,
         };
         let tls = tokio_rustls::TlsConnector::from(rules.tls.clone());
-        let tls = tokio::time::timeout(remaining(timeout), tls.connect(name, tcp))
+        let tls = tokio::time::timeout_at(connected_by, tls.connect(name, tcp))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
             .map_err(Error::Tls)?;
@@ -134,8 +141,8 @@ pub async fn send(
         let (limit, tripped, metrics) = (rules.max_request_bytes, sent_too_much.clone(), rules.metrics.clone());
         req.map(move |inner| CappedRequest { inner, sent: 0, limit, tripped, metrics })
     };
-    let (mut sender, conn) = tokio::time::timeout(
-        remaining(timeout),
+    let (mut sender, conn) = tokio::time::timeout_at(
+        connected_by,
         hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream)),
     )
     .await
@@ -143,7 +150,7 @@ pub async fn send(
     let max_response = rules.max_response_bytes;
     let metrics = rules.metrics.clone();
     let response = async move {
-        let res = tokio::time::timeout(first_byte, sender.send_request(req))
+        let res = tokio::time::timeout_at(answered_by, sender.send_request(req))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(Error::from)?;
@@ -153,7 +160,8 @@ pub async fn send(
         }
         let mut idle = tokio::time::interval(between);
         idle.reset();
-        Ok(res.map(|incoming| CappedResponse { incoming, idle, received: 0, limit: max_response, metrics }))
+        let call_ends = Box::pin(tokio::time::sleep_until(call_ends));
+        Ok(res.map(|incoming| CappedResponse { incoming, idle, call_ends, received: 0, limit: max_response, metrics }))
     };
     // The connection is driven while the response is awaited, then handed over.
     let mut response = pin!(response);
@@ -222,10 +230,12 @@ impl Body for CappedRequest {
     }
 }
 
-/// The response body, failing past `limit` bytes or after `idle` without a chunk.
+/// The response body, failing past `limit` bytes, after `idle` without a chunk, or at the
+/// call's deadline.
 struct CappedResponse {
     incoming: hyper::body::Incoming,
     idle: tokio::time::Interval,
+    call_ends: Pin<Box<tokio::time::Sleep>>,
     received: u64,
     limit: u64,
     metrics: Arc<StrategyMetrics>,
@@ -251,6 +261,9 @@ impl Body for CappedResponse {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
+                if this.call_ends.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(Error::HttpResponseTimeout)));
+                }
                 ready!(this.idle.poll_tick(cx));
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
