@@ -40,7 +40,8 @@ pub const LOGIN: &str = "sandgate-login";
 pub fn login_cookie(req: &Request) -> (String, bool) {
     match &req.login_cookie {
         Some(c) if c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()) => (c.clone(), false),
-        _ => (crate::core::ids::hex(&crate::core::ids::random::<16>()), true),
+        // From the thread-local CSPRNG request ids use: no system call on every login.
+        _ => (uuid::Uuid::new_v4().simple().to_string(), true),
     }
 }
 
