@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::upstream::{Behaviour, Upstream};
+use common::upstream::{Behaviour, Gate, Upstream};
 use common::{TestServer, assert_error};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn urlencode(s: &str) -> String {
@@ -231,19 +232,19 @@ fn a_redirect_is_handed_to_the_strategy_never_followed() {
 #[test]
 fn waiting_on_the_network_is_not_cpu_and_holds_no_thread() {
     let (s, admin) = setup();
-    let slow = Upstream::start(Behaviour::Slow(Duration::from_millis(1500)));
-    // A CPU budget far below the wait: waiting is not charged to it.
+    let gate = Arc::new(Gate::default());
+    let held = Upstream::start(Behaviour::Gate(gate.clone()));
+    // A CPU budget several times shorter than the calls will wait: waiting is not charged to it.
     chaos(
         &s,
         &admin,
-        &[&format!("http://127.0.0.1:{}", slow.port)],
-        r#"{"cpu_ms":20,"wall_ms":10000,"max_concurrent_calls":32}"#,
+        &[&format!("http://127.0.0.1:{}", held.port)],
+        r#"{"cpu_ms":250,"wall_ms":30000,"max_concurrent_calls":32}"#,
     );
-    assert_eq!(fetch(&s, &slow.url("/")), "status=200 bytes=4 location=-");
-    // 24 calls waiting on the slow server at once; logins of another strategy answer meanwhile.
+    // 24 calls waiting on the server at once.
     let waiting: Vec<_> = (0..24)
         .map(|_| {
-            let (client, url, target) = (s.client.clone(), s.url("/_login/chaos"), slow.url("/"));
+            let (client, url, target) = (s.client.clone(), s.url("/_login/chaos"), held.url("/"));
             std::thread::spawn(move || {
                 let body = json!({ "mode": "fetch", "url": target }).to_string();
                 let resp = client.post(url).header("content-type", "application/json").body(body).send().unwrap();
@@ -251,16 +252,20 @@ fn waiting_on_the_network_is_not_cpu_and_holds_no_thread() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut times = Vec::new();
-    while times.len() < 10 {
-        let start = Instant::now();
-        assert_eq!(s.login("alice", "pw").0, 200);
-        times.push(start.elapsed());
+    let reached = Instant::now();
+    while held.hits() < 24 {
+        assert!(reached.elapsed() < Duration::from_secs(20), "only {} of 24 requests reached the server", held.hits());
+        std::thread::sleep(Duration::from_millis(10));
     }
-    times.sort();
-    // A local login is one argon2 check (tens of ms); the bound is generous for a shared machine.
-    assert!(times[5] < Duration::from_millis(500), "median local login while 24 calls wait: {times:?}");
+    // While all 24 are held, logins of another strategy are answered: no thread is held by
+    // a waiting call (if one were, these would wait for the gate, and it opens only after).
+    for _ in 0..10 {
+        assert_eq!(s.login("alice", "pw").0, 200);
+    }
+    assert!(waiting.iter().all(|t| !t.is_finished()), "the gate is closed: no call can have ended");
+    // And wait well past the CPU budget before letting them through.
+    std::thread::sleep(Duration::from_millis(1000));
+    gate.open();
     for t in waiting {
         assert_eq!(t.join().unwrap(), "status=200 bytes=4 location=-");
     }

@@ -3,16 +3,16 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 #[derive(Clone)]
 pub enum Behaviour {
     /// 200 with this body.
     Ok(&'static str),
-    /// 200 after this long.
-    Slow(Duration),
+    /// 200 once the test opens the gate: requests wait there as long as the test needs.
+    Gate(Arc<Gate>),
     /// Accepts, reads the request, never answers.
     Silent,
     /// 200 with a body of this many bytes, streamed (no Content-Length).
@@ -94,9 +94,9 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, hits: Arc<AtomicUsize>) {
         let ok = |body: &str| format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
         let written = match &behaviour {
             Behaviour::Ok(body) => conn.write_all(ok(body).as_bytes()),
-            Behaviour::Slow(d) => {
-                std::thread::sleep(*d);
-                conn.write_all(ok("slow").as_bytes())
+            Behaviour::Gate(gate) => {
+                gate.wait();
+                conn.write_all(ok("gate").as_bytes())
             }
             Behaviour::Silent => {
                 std::thread::sleep(Duration::from_secs(600));
@@ -126,6 +126,27 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, hits: Arc<AtomicUsize>) {
         };
         if written.is_err() {
             return;
+        }
+    }
+}
+
+/// Holds requests until opened, so a test orders events without measuring time.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
         }
     }
 }
