@@ -117,6 +117,33 @@ pub struct FileConfig {
     pub argon2: Argon2Config,
     pub login: LoginLimits,
     pub outbound: OutboundSection,
+    pub store: StoreSection,
+}
+
+/// `[store]`: where a node keeps everything. No `url`: the embedded SQLite file in the data
+/// directory. A PostgreSQL `url`: one database shared by every node that names it.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub url: Option<String>,
+    /// How often a node re-reads what it keeps in memory, in case a notice was missed.
+    pub resync_interval: Option<Duration>,
+}
+
+/// The store, resolved.
+#[derive(Clone, PartialEq)]
+pub struct StoreSettings {
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database`), or `None` for SQLite.
+    pub url: Option<String>,
+    pub resync_ms: u64,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    /// The URL may carry a password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.url.as_ref().map(|_| "postgres://…");
+        f.debug_struct("StoreSettings").field("url", &url).field("resync_ms", &self.resync_ms).finish()
+    }
 }
 
 /// `[outbound]`: strategies' outbound HTTP, for every strategy (each reaches only the origins
@@ -151,6 +178,7 @@ pub struct Config {
     /// own binary as the compiler child (a compile past `limits.compile_ms` is killed).
     pub compiler: crate::sandbox::compile::Compiler,
     pub outbound: OutboundSection,
+    pub store: StoreSettings,
 }
 
 /// What the command line / environment said (highest precedence).
@@ -159,6 +187,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    /// `--database-url`, `SANDGATE_DATABASE_URL`: over `[store] url`.
+    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -224,6 +254,7 @@ impl Config {
         if cache_keep_unused < 0.0 {
             return Err("server.cache_keep_unused: must not be negative".into());
         }
+        let store = resolve_store(&file.store, overrides)?;
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
         if max_body_bytes == 0 {
             return Err("server.max_body_bytes: must be greater than 0".into());
@@ -250,8 +281,27 @@ impl Config {
             cache_keep_unused_ms: cache_keep_unused as u64,
             compiler: crate::sandbox::compile::Compiler::InProcess,
             outbound: file.outbound,
+            store,
         })
     }
+}
+
+fn resolve_store(section: &StoreSection, overrides: &Overrides) -> Result<StoreSettings, String> {
+    let url = overrides.database_url.clone().or(section.url.clone()).filter(|u| !u.trim().is_empty());
+    if let Some(url) = &url {
+        let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !scheme_ok || url.parse::<postgres::Config>().is_err() {
+            return Err("store.url: not a PostgreSQL URL (postgres://user:password@host:port/database)".into());
+        }
+    }
+    let resync = match &section.resync_interval {
+        Some(d) => d.millis("store.resync_interval")?,
+        None => 30_000.0,
+    };
+    if resync < 1000.0 {
+        return Err("store.resync_interval: must be at least 1s".into());
+    }
+    Ok(StoreSettings { url, resync_ms: resync as u64 })
 }
 
 pub fn parse_file(path: &Path) -> Result<FileConfig, String> {
@@ -330,9 +380,34 @@ mod tests {
 
     #[test]
     fn overrides_win() {
-        let o = Overrides { listen: Some("127.0.0.1:1".into()), data_dir: Some("/tmp/x".into()), config: None };
-        let c = Config::resolve(parse_toml("[server]\nlisten = \"127.0.0.1:2\"").unwrap(), &o).unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            data_dir: Some("/tmp/x".into()),
+            config: None,
+            database_url: Some("postgres://a@127.0.0.1:5/b".into()),
+        };
+        let toml = "[server]\nlisten = \"127.0.0.1:2\"\n[store]\nurl = \"postgres://z@h/db\"";
+        let c = Config::resolve(parse_toml(toml).unwrap(), &o).unwrap();
         assert_eq!(c.listen.port(), 1);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.store.url.as_deref(), Some("postgres://a@127.0.0.1:5/b"));
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_a_postgres_url_is_given() {
+        let c = load("").unwrap();
+        assert_eq!((c.store.url, c.store.resync_ms), (None, 30_000));
+        let c = load("[store]\nurl = \"postgres://u:secret@db:5432/sandgate\"\nresync_interval = \"5s\"").unwrap();
+        assert_eq!(c.store.resync_ms, 5000);
+        assert!(!format!("{:?}", c.store).contains("secret"), "the password is never printed");
+        for (text, needle) in [
+            ("[store]\nurl = \"mysql://x@y/z\"", "not a PostgreSQL URL"),
+            ("[store]\nurl = \"postgres://x@y:notaport/z\"", "not a PostgreSQL URL"),
+            ("[store]\nresync_interval = \"10ms\"", "at least 1s"),
+            ("[store]\nhost = \"db\"", "unknown field"),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?} → {err}");
+        }
     }
 }

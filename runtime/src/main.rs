@@ -25,6 +25,10 @@ enum Command {
         /// A TOML configuration file
         #[arg(long, env = "SANDGATE_CONFIG")]
         config: Option<PathBuf>,
+        /// A PostgreSQL database shared by several nodes (postgres://user:password@host:port/db)
+        /// [default: the SQLite file in the data directory]
+        #[arg(long, env = "SANDGATE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// The server's compiler child (run by the server itself): compiles the component on
     /// stdin into OUT.
@@ -36,9 +40,12 @@ enum Command {
         action: StrategyCommand,
         #[arg(long, env = "SANDGATE_DATA_DIR", global = true)]
         data_dir: Option<PathBuf>,
-        /// The server's TOML configuration file (for [limits], [argon2], cache_dir)
+        /// The server's TOML configuration file (for [limits], [argon2], cache_dir, [store])
         #[arg(long, env = "SANDGATE_CONFIG", global = true)]
         server_config: Option<PathBuf>,
+        /// The shared PostgreSQL database, if the nodes use one
+        #[arg(long, env = "SANDGATE_DATABASE_URL", hide_env_values = true, global = true)]
+        database_url: Option<String>,
     },
 }
 
@@ -93,12 +100,14 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { listen, data_dir, config } => serve(Overrides { listen, data_dir, config }),
+        Command::Serve { listen, data_dir, config, database_url } => {
+            serve(Overrides { listen, data_dir, config, database_url })
+        }
         Command::CompileComponent { out } => {
             sandgate::sandbox::compile::child_main(&out).map_err(|e| anyhow::anyhow!("{e}"))
         }
-        Command::Strategy { action, data_dir, server_config } => {
-            strategy(action, Overrides { listen: None, data_dir, config: server_config })
+        Command::Strategy { action, data_dir, server_config, database_url } => {
+            strategy(action, Overrides { listen: None, data_dir, config: server_config, database_url })
         }
     };
     if let Err(e) = result {

@@ -270,6 +270,14 @@ pub mod defs {
         code: sandgate(0, 64, 1),
         template: "Storage failure: %s",
     };
+    /// Sandgate: the shared database cannot be reached now (restarting, the network); the
+    /// request may be retried.
+    pub const CORE_STORE_UNAVAILABLE: Def = Def {
+        id: "core.store.unavailable",
+        status: 503,
+        code: sandgate(0, 64, 2),
+        template: "The database is unavailable, try again shortly.",
+    };
     pub const PLUGIN_SANDBOX_INPUT_TOO_LARGE: Def = Def {
         id: "plugin.sandbox.input_too_large",
         status: 413,

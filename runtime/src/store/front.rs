@@ -10,8 +10,8 @@
 //!   makes them durable together: one transaction, one fsync (`synchronous = FULL`), each
 //!   batch still all-or-nothing on its own. A write is acknowledged only after its fsync.
 //!
-//! The caches are this process's: with several nodes on one database (not yet), a write made
-//! elsewhere would need to reach them too.
+//! The caches are this process's: with several nodes on one database, a write made elsewhere
+//! reaches them as a notice (see `service::cluster`), which drops the entry like a local write.
 
 use super::{Change, Result, Store, StoreError, User};
 use std::collections::HashMap;
@@ -270,6 +270,26 @@ impl Db {
             .send(Job { changes, done })
             .map_err(|_| StoreError::Backend("the store's writer has stopped".into()))?;
         outcome.await.unwrap_or_else(|_| Err(StoreError::Backend("the store's writer has stopped".into())))
+    }
+
+    /// Another node changed this user or its credential links.
+    pub fn forget_user(&self, kuid: &str) {
+        lock(&self.cache).invalidate(&[Change::DeleteUser(kuid.to_string())]);
+    }
+
+    /// Another node changed this stored value.
+    pub fn forget_kv(&self, strategy: &str, key: &str) {
+        lock(&self.cache).invalidate(&[Change::KvDelete { strategy: strategy.to_string(), key: key.to_string() }]);
+    }
+
+    /// Drops every cached entry (notices may have been missed): everything is read again.
+    pub fn forget_all(&self) {
+        let mut cache = lock(&self.cache);
+        cache.users.clear();
+        cache.links.clear();
+        cache.kv.clear();
+        (cache.kv_entries, cache.kv_bytes) = (0, 0);
+        cache.version += 1;
     }
 
     /// Group commits so far, and the batches they carried.

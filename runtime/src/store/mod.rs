@@ -1,24 +1,28 @@
-//! Persistence behind a trait. The embedded default is SQLite ([`sqlite::Sqlite`]); the trait
-//! keeps to what a PostgreSQL backend could do as well (several Sandgate nodes sharing one
-//! database), so the API code never sees SQL.
+//! Persistence behind a trait. The embedded default is SQLite ([`sqlite::Sqlite`]); several
+//! Sandgate nodes share one PostgreSQL database ([`postgres::Postgres`]), which also carries
+//! what the nodes tell each other ([`cluster::Shared`]). The API code never sees SQL.
 //!
 //! Every method is blocking: call it from a blocking thread, never from the async reactor.
 //! Writes go through [`Store::commit`], one atomic batch per request, so a request that fails
 //! half-way leaves nothing behind (no user without credentials, no orphan credentials).
 
+pub mod cluster;
 pub mod front;
+pub mod postgres;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// `InsertUser` for a kuid that exists.
     UserExists(String),
     /// `InsertUser { first_admin: true }` while an admin exists.
     AdminExists,
+    /// The database cannot be reached (a shared one restarting, the network): try again.
+    Unavailable(String),
     /// Anything else: the backend failed.
     Backend(String),
 }
@@ -28,6 +32,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::UserExists(kuid) => write!(f, "user {kuid} already exists"),
             StoreError::AdminExists => write!(f, "an admin already exists"),
+            StoreError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             StoreError::Backend(e) => write!(f, "storage failure: {e}"),
         }
     }
@@ -180,6 +185,19 @@ pub trait Store: Send + Sync + 'static {
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
     /// Every uploaded strategy, by name.
     fn strategies(&self) -> Result<Vec<StoredStrategy>>;
+    /// One uploaded strategy.
+    fn strategy(&self, name: &str) -> Result<Option<StoredStrategy>> {
+        Ok(self.strategies()?.into_iter().find(|s| s.name == name))
+    }
+    /// The value of `key`, set to `value` first if it has none: with several nodes starting
+    /// at once, the first one's value is everyone's (the token secret).
+    fn meta_init(&self, key: &str, value: &str) -> Result<String> {
+        if let Some(saved) = self.meta_get(key)? {
+            return Ok(saved);
+        }
+        self.commit(&[Change::SetMeta { key: key.into(), value: value.into() }])?;
+        Ok(value.to_string())
+    }
     fn revocations(&self, now_ms: i64) -> Result<Revocations>;
 
     /// Applies every change or none.
