@@ -64,10 +64,12 @@ pub async fn check_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     };
     // A token of a deleted user is void (its revocation is recorded at deletion; this also
     // covers a store restored from an older backup).
+    // The database unreachable is an error (503), not an invalid token: a client told its
+    // token is invalid logs its user out.
     let checked = match ctx.app.tokens.check(token) {
-        Ok(s) => match ctx.app.store.get_user(&s.kuid).await {
-            Ok(Some(_)) => Ok(s),
-            _ => Err(VerifyError::Invalid),
+        Ok(s) => match ctx.app.store.get_user(&s.kuid).await? {
+            Some(_) => Ok(s),
+            None => Err(VerifyError::Invalid),
         },
         Err(e) => Err(e),
     };

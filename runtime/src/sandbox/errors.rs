@@ -22,6 +22,8 @@ pub enum CallError {
     Stack,
     /// The host stopped the guest (host-call caps, storage failure).
     Limit(String),
+    /// The store could not be reached during the call: nothing the strategy did wrong.
+    StoreUnavailable(String),
     /// The strategy returned more than `max_return_bytes`.
     ReturnTooLarge { cap_bytes: usize },
     /// The input was larger than `max_input_bytes`.
@@ -46,6 +48,7 @@ impl std::fmt::Display for CallError {
             }
             CallError::Stack => write!(f, "overflowed its stack (limits.stack_bytes)"),
             CallError::Limit(what) => write!(f, "was stopped: {what}"),
+            CallError::StoreUnavailable(what) => write!(f, "could not reach the database: {what}"),
             CallError::ReturnTooLarge { cap_bytes } => {
                 write!(f, "returned more than {cap_bytes} bytes (limits.max_return_bytes)")
             }
@@ -92,7 +95,8 @@ pub(super) fn outcome_of<R>(result: &Result<Result<R, StrategyError>, CallError>
         Err(CallError::Limit(_)) => Outcome::HostLimit,
         Err(CallError::ReturnTooLarge { .. }) => Outcome::ReturnTooLarge,
         Err(CallError::InputTooLarge { .. }) => Outcome::InputTooLarge,
-        Err(CallError::Busy { .. } | CallError::PoolFull { .. }) => Outcome::Busy,
+        // The host could not serve the call now (its permits, its pool, its database).
+        Err(CallError::Busy { .. } | CallError::PoolFull { .. } | CallError::StoreUnavailable(_)) => Outcome::Busy,
         Err(CallError::Trap(_)) => Outcome::Trap,
     }
 }
@@ -103,6 +107,7 @@ pub(super) fn classify(err: wasmtime::Error, store: &wasmtime::Store<HostState>,
         Some(LimitHit::Memory(cap)) => return CallError::Memory { cap_bytes: *cap },
         Some(LimitHit::Wall(ms)) => return CallError::Wall { cap_ms: *ms },
         Some(LimitHit::Locked(secs)) => return CallError::Locked { secs: *secs },
+        Some(LimitHit::StorageUnavailable(what)) => return CallError::StoreUnavailable(what.clone()),
         Some(hit) => return CallError::Limit(hit.to_string()),
         None => {}
     }

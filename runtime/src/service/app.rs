@@ -2,19 +2,20 @@
 //! the sandbox, register the bundled strategies.
 
 use crate::config::Config;
+use crate::sandbox::host::LimitHit;
 use crate::sandbox::host::http::Network;
 use crate::sandbox::host::log::Tracing;
 use crate::sandbox::host::storage::{KeyValue, Pending, Usage};
 use crate::sandbox::{Backends, Grants, PasswordHasher, Sandbox};
 use crate::service::throttle::Throttle;
+use crate::store::cluster::Shared;
 use crate::store::front::Db;
-use crate::store::{Change, Store, sqlite::Sqlite};
+use crate::store::{Change, Store, StoreError, postgres::Postgres, sqlite::Sqlite};
 use crate::tokens::Tokens;
 use anyhow::{Context, anyhow};
 use std::sync::Arc;
 
-/// The `local` strategy, compiled to a component by `make strategies` and embedded.
-pub const BUNDLED_LOCAL: &[u8] = include_bytes!(env!("SANDGATE_LOCAL_WASM_PATH"));
+pub use super::bundled::BUNDLED_LOCAL;
 
 const SECRET_KEY: &str = "token_secret";
 
@@ -27,21 +28,37 @@ pub struct App {
     pub throttle: Arc<Throttle>,
     /// The host's password hasher (strategies reach it through `crypto`).
     pub hasher: Arc<PasswordHasher>,
-    /// This node's name in responses (`node`).
+    /// This node's name in responses (`node`) and in what it tells the other nodes.
     pub node: String,
+    /// The database the nodes share, if they share one (PostgreSQL).
+    pub shared: Option<Arc<dyn Shared>>,
+}
+
+/// The store the configuration names: the shared PostgreSQL database, or the SQLite file.
+pub fn open_store(config: &Config, node: &str) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn Shared>>)> {
+    match &config.store.url {
+        Some(url) => {
+            let pg = Arc::new(Postgres::open(url, node).context("store.url")?);
+            Ok((pg.clone(), Some(pg)))
+        }
+        None => {
+            let sqlite = Sqlite::open(&config.data_dir)
+                .with_context(|| format!("data directory {}", config.data_dir.display()))?;
+            Ok((Arc::new(sqlite), None))
+        }
+    }
 }
 
 impl App {
     /// Everything but the network. Blocking: call from a blocking thread of the runtime that
     /// will serve (`spawn_blocking`), before it serves requests.
     pub fn start(config: Config) -> anyhow::Result<Arc<App>> {
-        let sqlite: Arc<dyn Store> = Arc::new(
-            Sqlite::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?,
-        );
-        let secret = token_secret(&config, &*sqlite)?;
-        let tokens = Tokens::new(config.tokens.clone(), &secret, &*sqlite)?;
-        let stored = sqlite.strategies()?;
-        let store = Arc::new(Db::new(sqlite));
+        let node = format!("sandgate-{}", crate::core::ids::hex(&crate::core::ids::random::<4>()));
+        let (backend, shared) = open_store(&config, &node)?;
+        let secret = token_secret(&config, &*backend)?;
+        let tokens = Tokens::new(config.tokens.clone(), &secret, &*backend)?;
+        let stored = backend.strategies()?;
+        let store = Arc::new(Db::new(backend));
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(&config, store.clone(), hasher.clone())?;
         if !stored.iter().any(|s| s.name == "local") {
@@ -64,9 +81,12 @@ impl App {
             }
         }
         sandbox.clean_cache();
-        let node = format!("sandgate-{}", crate::core::ids::hex(&crate::core::ids::random::<4>()));
         let throttle = Arc::new(Throttle::new(&config.login, config.lockout_ms));
-        Ok(Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node }))
+        let app = Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node, shared: shared.clone() });
+        if let Some(shared) = shared {
+            super::cluster::join(&app, shared).context("following the other nodes")?;
+        }
+        Ok(app)
     }
 
     /// (Re)installs the bundled `local` strategy.
@@ -116,30 +136,50 @@ impl KeyValue for StrategyStorage {
             return Box::pin(std::future::ready(Ok(hit)));
         }
         let (db, strategy, key) = (self.0.clone(), strategy.to_string(), key.to_string());
-        Box::pin(async move { db.kv_get(&strategy, &key).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { db.kv_get(&strategy, &key).await.map_err(storage_failure) })
     }
     fn list(&self, strategy: &str, prefix: &str, limit: u32) -> Pending<Vec<String>> {
         let (db, strategy, prefix) = (self.0.clone(), strategy.to_string(), prefix.to_string());
         Box::pin(async move {
-            db.read_for_strategy(move |s| s.kv_list(&strategy, &prefix, limit)).await.map_err(|e| e.to_string())
+            db.read_for_strategy(move |s| s.kv_list(&strategy, &prefix, limit)).await.map_err(storage_failure)
         })
     }
     fn usage(&self, strategy: &str) -> Pending<Usage> {
         let (db, strategy) = (self.0.clone(), strategy.to_string());
         Box::pin(async move {
-            let u = db.read_for_strategy(move |s| s.kv_usage(&strategy)).await.map_err(|e| e.to_string())?;
+            let u = db.read_for_strategy(move |s| s.kv_usage(&strategy)).await.map_err(storage_failure)?;
             Ok(Usage { keys: u.keys, bytes: u.bytes })
         })
     }
 }
 
-fn install_bundled(sandbox: &Sandbox) -> anyhow::Result<()> {
-    let local = sandbox
-        .prepare("local", BUNDLED_LOCAL, "{}", "{}", &Grants::default(), None)
-        .map_err(|e| anyhow!("bundled local strategy: {e}"))?;
-    sandbox.install(local);
-    Ok(())
+impl super::cluster::Node for App {
+    fn store(&self) -> &Db {
+        &self.store
+    }
+    fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+    fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+    fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+    fn resync_ms(&self) -> u64 {
+        self.config.store.resync_ms
+    }
 }
+
+/// A store failure as the sandbox stops a call for it.
+fn storage_failure(e: StoreError) -> LimitHit {
+    match e {
+        StoreError::Unavailable(what) => LimitHit::StorageUnavailable(what),
+        other => LimitHit::StorageFailure(other.to_string()),
+    }
+}
+
+use super::bundled::install as install_bundled;
 
 /// The configured secret, else the one generated on first start and kept in the store.
 fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
@@ -150,12 +190,9 @@ fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {
         "[!] Sandgate is using a generated seed for authentication. This is suitable for development \
          but should NEVER be used in production (set tokens.secret)."
     );
-    if let Some(saved) = store.meta_get(SECRET_KEY)? {
-        return Ok(saved.into_bytes());
-    }
+    // Generated by whichever node starts first; the others read it.
     let hex = crate::core::ids::hex(&crate::core::ids::random::<256>());
-    store.commit(&[Change::SetMeta { key: SECRET_KEY.into(), value: hex.clone() }])?;
-    Ok(hex.into_bytes())
+    Ok(store.meta_init(SECRET_KEY, &hex)?.into_bytes())
 }
 
 /// `sandgate strategy add|list|remove`: the same registry, without a running server (a
@@ -165,7 +202,7 @@ pub mod offline {
     use crate::store::StoredStrategy;
 
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
-        let store: Arc<dyn Store> = Arc::new(Sqlite::open(&config.data_dir)?);
+        let (store, _) = open_store(config, "sandgate-cli")?;
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
         let sandbox = new_sandbox(config, Arc::new(Db::new(store.clone())), hasher)?;
         Ok((store, sandbox))
@@ -212,7 +249,7 @@ pub mod offline {
     }
 
     pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
-        let store = Sqlite::open(&config.data_dir)?;
+        let (store, _) = open_store(config, "sandgate-cli")?;
         let stored = store.strategies()?;
         let mut lines = Vec::new();
         if !stored.iter().any(|s| s.name == "local") {
@@ -226,7 +263,7 @@ pub mod offline {
     }
 
     pub fn remove(config: &Config, name: &str) -> anyhow::Result<()> {
-        let store = Sqlite::open(&config.data_dir)?;
+        let (store, _) = open_store(config, "sandgate-cli")?;
         if !store.strategies()?.iter().any(|s| s.name == name) {
             anyhow::bail!("no uploaded strategy named {name:?}");
         }

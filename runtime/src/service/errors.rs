@@ -11,6 +11,10 @@ impl From<StoreError> for KError {
         match e {
             StoreError::UserExists(kuid) => KError::new(defs::SECURITY_USER_ALREADY_EXISTS, &[&kuid]),
             StoreError::AdminExists => KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]),
+            StoreError::Unavailable(msg) => {
+                tracing::warn!("store unavailable: {msg}");
+                KError::new(defs::CORE_STORE_UNAVAILABLE, &[])
+            }
             StoreError::Backend(msg) => {
                 tracing::error!("store failure: {msg}");
                 KError::new(defs::CORE_STORE_FAILURE, &[&msg])
@@ -58,6 +62,7 @@ pub fn call_error(name: &str, e: CallError) -> KError {
         CallError::Locked { secs } => KError::new(defs::SECURITY_CREDENTIALS_TOO_MANY_FAILURES, &[&secs.to_string()]),
         CallError::InputTooLarge { .. } => KError::new(defs::PLUGIN_SANDBOX_INPUT_TOO_LARGE, &[name, &what]),
         CallError::Trap(_) => KError::new(defs::PLUGIN_SANDBOX_CRASHED, &[name, &what]),
+        CallError::StoreUnavailable(_) => KError::new(defs::CORE_STORE_UNAVAILABLE, &[]),
         _ => KError::new(defs::PLUGIN_SANDBOX_LIMIT_EXCEEDED, &[name, &what]),
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod app;
 pub mod authn;
+pub mod bundled;
+pub mod cluster;
 pub mod context;
 pub mod cookie;
 pub mod credentials;

@@ -14,13 +14,19 @@
 //!
 //! A record counts an attempt when it is read, and a success clears it: logins running at
 //! the same time cannot each slip in under the threshold.
+//!
+//! Several nodes on one database count together: each failure and each clearing is also
+//! handed to [`Throttle::share_with`]'s sink (the database counts it and tells every node),
+//! and what the others counted comes back through [`Throttle::merge`]. A node decides from
+//! its own memory, so a lock reaches the others within a notice's delay.
 
 use crate::config::LoginLimits;
 use crate::core::errors::{KError, defs};
 use crate::sandbox::bindings::StrategyError;
 use crate::sandbox::host::ReadGuard;
+use crate::store::cluster::{FailureCount, Tally};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What one tracked account or address costs: the digest, the counters and the hash map's
@@ -28,7 +34,7 @@ use std::time::{Duration, Instant};
 pub const ENTRY_BYTES: usize = 96;
 
 /// A record or an address, by digest: its length costs nothing.
-type Id = [u8; 16];
+pub type Id = [u8; 16];
 
 fn id(kind: &str, parts: &[&str]) -> Id {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -61,7 +67,12 @@ pub struct Throttle {
     capacity: usize,
     connections: Mutex<HashMap<u64, (Instant, u32)>>,
     failures: Mutex<HashMap<Id, Failures>>,
+    /// Where failures and clearings also go (the shared database), if anywhere.
+    sink: OnceLock<Sink>,
 }
+
+/// Takes what this node counted to the others (must not block: it runs inside logins).
+pub type Sink = Box<dyn Fn(Tally) + Send + Sync>;
 
 impl Throttle {
     pub fn new(limits: &LoginLimits, lockout_ms: i64) -> Self {
@@ -79,7 +90,40 @@ impl Throttle {
             capacity: (limits.failure_memory_bytes / ENTRY_BYTES).max(1),
             connections: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            sink: OnceLock::new(),
         }
+    }
+
+    /// From now on, every failure and clearing is also handed to `sink`.
+    pub fn share_with(&self, sink: Sink) {
+        let _ = self.sink.set(sink);
+    }
+
+    pub fn lockout_ms(&self) -> i64 {
+        self.lockout.as_millis() as i64
+    }
+
+    /// A counter as the shared database holds it (every node's failures): this node's copy
+    /// takes the larger count and the later lock.
+    pub fn merge(&self, counted: &FailureCount, now_ms: i64) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = (self.clock)();
+        if !map.contains_key(&counted.id) && map.len() >= self.capacity && !self.make_room(&mut map, now) {
+            return;
+        }
+        let until = counted.locked_until_ms.filter(|&ms| ms > now_ms).map(|ms| {
+            let left = Duration::from_millis((ms - now_ms) as u64).min(self.lockout);
+            now + left
+        });
+        let f = map.entry(counted.id).or_insert(Failures { count: 0, last: now, locked_until: None });
+        f.count = f.count.max(counted.count);
+        f.last = now;
+        f.locked_until = f.locked_until.max(until);
+    }
+
+    /// Another node's login succeeded on this counter.
+    pub fn clear(&self, id: &Id) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
     /// Counts a login on a long-lived connection.
@@ -159,6 +203,10 @@ impl Throttle {
         if f.count >= threshold {
             f.locked_until = Some(now + self.lockout);
         }
+        drop(map);
+        if let Some(sink) = self.sink.get() {
+            sink(Tally::Failed { id, threshold, lockout_ms: self.lockout_ms() });
+        }
     }
 
     /// Frees entries when the table is at its memory bound: stale ones first, then those not
@@ -174,7 +222,19 @@ impl Throttle {
     }
 
     fn succeeded(&self, id: &Id) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let known = self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(id).is_some();
+        // Only a counter that exists is worth a word to the others (every node knows every
+        // counter): a success with nothing to clear costs the database nothing.
+        if known && let Some(sink) = self.sink.get() {
+            sink(Tally::Cleared { id: *id });
+        }
+    }
+
+    /// Counters locked now.
+    pub fn locked(&self) -> usize {
+        let now = (self.clock)();
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().filter(|f| f.locked_until.is_some_and(|u| u > now)).count()
     }
 
     /// Entries tracked now (each at most [`ENTRY_BYTES`]).

@@ -7,6 +7,8 @@ pub enum LimitHit {
     HashCalls(u32),
     HostCalls(u32),
     StorageFailure(String),
+    /// The database cannot be reached now (a shared one restarting): the request may retry.
+    StorageUnavailable(String),
     /// The call ran past `limits.wall_ms`.
     Wall(u64),
     /// A storage key (or prefix) longer than `limits.max_key_bytes`.
@@ -35,6 +37,7 @@ impl std::fmt::Display for LimitHit {
             }
             LimitHit::HostCalls(n) => write!(f, "more than {n} host calls in one call (limits.max_host_calls)"),
             LimitHit::StorageFailure(e) => write!(f, "storage failure: {e}"),
+            LimitHit::StorageUnavailable(e) => write!(f, "storage unavailable: {e}"),
             LimitHit::Wall(ms) => write!(f, "took longer than {ms} ms of wall-clock time (limits.wall_ms)"),
             LimitHit::KeyTooLong { len, max } => {
                 write!(f, "used a storage key of {len} bytes, more than {max} (limits.max_key_bytes)")

@@ -14,8 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-/// A backend's answer, to be awaited.
-pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'static>>;
+/// A backend's answer, to be awaited; its failure stops the call
+/// ([`LimitHit::StorageFailure`], or [`LimitHit::StorageUnavailable`] for a database that
+/// cannot be reached now).
+pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, LimitHit>> + Send + 'static>>;
 
 /// What the storage interface needs of the server's persistence, and nothing more.
 pub trait KeyValue: Send + Sync {
@@ -121,7 +123,7 @@ impl Storage {
         }
         let pending = self.backend.get(&self.strategy, key);
         let _waiting = meter.waits.enter();
-        pending.await.map_err(|e| LimitHit::StorageFailure(e).into())
+        pending.await.map_err(Into::into)
     }
 }
 
@@ -151,7 +153,7 @@ impl StorageView<'_> {
         let usage = {
             let pending = s.backend.usage(&strategy);
             let _waiting = self.meter.waits.enter();
-            pending.await.map_err(LimitHit::StorageFailure)?
+            pending.await?
         };
         let mine = || s.overlay.writes.iter().filter(|((name, _), _)| **name == *strategy);
         let pending_keys = mine().filter(|(_, v)| v.is_some()).count() as u64;
@@ -199,7 +201,7 @@ impl storage::Host for StorageView<'_> {
         let pending = s.backend.list(&s.strategy, &prefix, limit.saturating_add(s.overlay.writes.len() as u32));
         let stored = {
             let _waiting = self.meter.waits.enter();
-            pending.await.map_err(LimitHit::StorageFailure)?
+            pending.await?
         };
         let mut keys: BTreeSet<String> = stored.into_iter().collect();
         for ((name, k), v) in &s.overlay.writes {
