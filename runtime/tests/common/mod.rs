@@ -2,6 +2,7 @@
 //! ephemeral port, with its own data directory, spoken to over real HTTP.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod upstream;
 
 use reqwest::blocking::Client;
@@ -52,8 +53,11 @@ impl TestServer {
             file.server.cache_dir = Some(shared_cache());
             file.server.cache_keep_unused.get_or_insert(sandgate::config::Duration::Text("1h".into()));
         }
-        let overrides =
-            Overrides { listen: Some("127.0.0.1:0".into()), data_dir: Some(data_dir.to_path_buf()), config: None };
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir.to_path_buf()),
+            ..Overrides::default()
+        };
         let mut config = Config::resolve(file, &overrides).expect("config");
         // Uploads compile in a child process as under `sandgate serve` (the test binary is
         // not the sandgate binary: name it).
