@@ -2,6 +2,7 @@
 #   make run         build strategies + server (release) and serve on 127.0.0.1:7512
 #   make test        the whole test suite (what CI runs)
 #   make strategies  build the strategy components (wasm32-wasip2)
+#   make cluster     PostgreSQL and two nodes (127.0.0.1:7512 and :7513) on it, to try several nodes
 #   make bench       benchmarks, side by side with native and Node baselines (never part of `make test`)
 #   make lint        rustfmt + clippy + no import cycle between modules (make layers)
 
@@ -15,7 +16,7 @@ STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-oidc strateg
               hostile-chaos hostile-extra-import hostile-no-export
 COMPONENTIZE_PY_VERSION := 0.25.1
 
-.PHONY: run test layers strategies rust-strategies python-strategies wasm-target bench lint
+.PHONY: run cluster test layers strategies rust-strategies python-strategies wasm-target postgres bench lint
 
 wasm-target:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
@@ -48,13 +49,26 @@ run: rust-strategies
 	$(CARGO) build --release -p sandgate
 	./target/release/sandgate serve
 
+# Two nodes on one PostgreSQL (a throwaway cluster in a temporary directory); Ctrl-C stops all.
+cluster: rust-strategies postgres
+	$(CARGO) build --release -p sandgate
+	tools/cluster.sh
+
+# The multi-node tests and `make cluster` run a real PostgreSQL: Debian's package, installed
+# when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "Installing PostgreSQL (apt-get)…"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null || { \
+	    echo "error: PostgreSQL could not be installed; the multi-node tests (runtime/tests/cluster.rs) need it."; \
+	    echo "       Install it with: apt-get install postgresql"; exit 1; }; }
+
 # The crate's modules must not import each other in a cycle (see docs/architecture.md).
 layers:
 	python3 tools/check_cycles.py --self-test
 	python3 tools/check_cycles.py runtime/src
 
 # Node packages first: the oidc tests (cargo's) log in through oidc-provider from sdk-tests/.
-test: layers strategies
+test: layers strategies postgres
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the kuzzle-sdk and oidc tests (sdk-tests/)"; exit 1; }
 	cd sdk-tests && npm ci --no-audit --no-fund
 	$(CARGO) test -p sandgate -p strategy-totp -p sandgate-strategy
