@@ -34,8 +34,11 @@ pub struct App {
     pub shared: Option<Arc<dyn Shared>>,
 }
 
+/// A store, and what it shares with other nodes if it is a shared one.
+pub type Opened = (Arc<dyn Store>, Option<Arc<dyn Shared>>);
+
 /// The store the configuration names: the shared PostgreSQL database, or the SQLite file.
-pub fn open_store(config: &Config, node: &str) -> anyhow::Result<(Arc<dyn Store>, Option<Arc<dyn Shared>>)> {
+pub fn open_store(config: &Config, node: &str) -> anyhow::Result<Opened> {
     match &config.store.url {
         Some(url) => {
             let pg = Arc::new(Postgres::open(url, node).context("store.url")?);

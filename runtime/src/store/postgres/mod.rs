@@ -59,7 +59,7 @@ impl Postgres {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .application_name("sandgate")
-            .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+            .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c client_min_messages=warning"));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
