@@ -15,7 +15,8 @@ pub fn install(sandbox: &Sandbox) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Its content hash, as a registered strategy reports it.
-pub fn hash() -> String {
-    crate::sandbox::upload::content_hash(BUNDLED_LOCAL)
+/// Its content hash, as a registered strategy reports it (computed once).
+pub fn hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crate::sandbox::upload::content_hash(BUNDLED_LOCAL))
 }

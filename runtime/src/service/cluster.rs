@@ -137,14 +137,29 @@ fn reread_all(app: &impl Node, shared: &dyn Shared) -> crate::store::Result<()> 
     for counted in shared.failures(now, app.throttle().lockout_ms())? {
         app.throttle().merge(&counted, now);
     }
-    let stored = store.strategies()?;
-    let mut names: Vec<String> = stored.iter().map(|s| s.name.clone()).collect();
+    // Names and hashes first: a component is read only if this node serves another one.
+    let versions = store.strategy_versions()?;
+    let mut names: Vec<String> = versions.iter().map(|v| v.0.clone()).collect();
     names.extend(app.sandbox().names());
     names.sort();
     names.dedup();
+    let mut changed = false;
     for name in names {
-        let row = stored.iter().find(|s| s.name == name).cloned();
-        follow_strategy(app, &name, row);
+        let version = versions.iter().find(|v| v.0 == name);
+        let served = app.sandbox().get(&name);
+        let same = match (version, &served) {
+            (Some((_, hash, at)), Some(s)) => s.hash == *hash && s.registered_at_ms == *at,
+            (None, Some(s)) => name == "local" && s.hash == super::bundled::hash(),
+            (None, None) => true,
+            (Some(_), None) => false,
+        };
+        if !same {
+            let row = if version.is_some() { store.strategy(&name)? } else { None };
+            changed |= follow_strategy(app, &name, row);
+        }
+    }
+    if changed {
+        app.sandbox().clean_cache();
     }
     Ok(())
 }
@@ -152,24 +167,28 @@ fn reread_all(app: &impl Node, shared: &dyn Shared) -> crate::store::Result<()> 
 fn reread_strategies(app: &impl Node, names: &[String]) -> crate::store::Result<()> {
     let store = app.store().blocking();
     let mut seen = Vec::new();
+    let mut changed = false;
     for name in names {
         if !seen.contains(name) {
             seen.push(name.clone());
-            follow_strategy(app, name, store.strategy(name)?);
+            changed |= follow_strategy(app, name, store.strategy(name)?);
         }
+    }
+    if changed {
+        app.sandbox().clean_cache();
     }
     Ok(())
 }
 
 /// Makes this node serve what the store holds for `name`: the same component and settings
 /// (nothing done if so), another one (compiled and installed), or none (removed; for `local`,
-/// the bundled one back).
-fn follow_strategy(app: &impl Node, name: &str, stored: Option<StoredStrategy>) {
+/// the bundled one back). Whether it changed what this node serves.
+fn follow_strategy(app: &impl Node, name: &str, stored: Option<StoredStrategy>) -> bool {
     let installed = app.sandbox().get(name);
     match stored {
         Some(s) => {
             if installed.as_ref().is_some_and(|i| i.hash == s.hash && i.registered_at_ms == s.registered_at_ms) {
-                return;
+                return false;
             }
             let prepared = Grants::parse(&s.outbound, &s.provision).and_then(|grants| {
                 app.sandbox().prepare(&s.name, &s.wasm, &s.config, &s.limits, &grants, s.fields.clone())
@@ -179,24 +198,34 @@ fn follow_strategy(app: &impl Node, name: &str, stored: Option<StoredStrategy>) 
                     strategy.registered_at_ms = s.registered_at_ms;
                     app.sandbox().install(strategy);
                     tracing::info!(strategy = %name, hash = %s.hash, "strategy registered on another node: now served here");
+                    true
                 }
-                Err(e) => tracing::error!(strategy = %name, "registered on another node, not loaded here: {e}"),
+                Err(e) => {
+                    tracing::error!(strategy = %name, "registered on another node, not loaded here: {e}");
+                    false
+                }
             }
         }
         None if name == "local" => {
-            if installed.is_none_or(|i| i.hash != super::bundled::hash())
-                && let Err(e) = super::bundled::install(app.sandbox())
-            {
-                tracing::error!("could not bring the bundled local strategy back: {e:#}");
+            if installed.is_some_and(|i| i.hash == super::bundled::hash()) {
+                return false;
+            }
+            match super::bundled::install(app.sandbox()) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("could not bring the bundled local strategy back: {e:#}");
+                    false
+                }
             }
         }
         None => {
-            if app.sandbox().remove(name).is_some() {
+            let removed = app.sandbox().remove(name).is_some();
+            if removed {
                 tracing::info!(strategy = %name, "strategy unregistered on another node: no longer served here");
             }
+            removed
         }
     }
-    app.sandbox().clean_cache();
 }
 
 /// Failures and clearings go to the database from a thread of their own, batched.

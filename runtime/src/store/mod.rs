@@ -185,6 +185,11 @@ pub trait Store: Send + Sync + 'static {
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
     /// Every uploaded strategy, by name.
     fn strategies(&self) -> Result<Vec<StoredStrategy>>;
+    /// Every uploaded strategy's name, hash and registration time, without the components
+    /// (what a node compares with what it serves, at every re-read).
+    fn strategy_versions(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(self.strategies()?.into_iter().map(|s| (s.name, s.hash, s.registered_at_ms)).collect())
+    }
     /// One uploaded strategy.
     fn strategy(&self, name: &str) -> Result<Option<StoredStrategy>> {
         Ok(self.strategies()?.into_iter().find(|s| s.name == name))

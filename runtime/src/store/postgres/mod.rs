@@ -394,6 +394,12 @@ impl Store for Postgres {
         Ok(rows.iter().map(stored_strategy).collect())
     }
 
+    fn strategy_versions(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows =
+            self.read(|c| c.query("SELECT name, hash, registered_at_ms FROM strategy_modules ORDER BY name", &[]))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
     fn strategy(&self, name: &str) -> Result<Option<StoredStrategy>> {
         let rows = self.read(|c| {
             c.query(
