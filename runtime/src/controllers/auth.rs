@@ -124,7 +124,8 @@ pub async fn refresh_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let ttl = logins::requested_ttl(ctx, ctx.req.args.get("expiresIn"))?;
     // The old token stays valid for the grace period (requests already on their way).
     let grace = ctx.app.tokens.settings().grace_period_ms;
-    commit(ctx, vec![Tokens::revoke_token_change(session, now_ms() + grace)]).await?;
+    // Another node may have refreshed it meanwhile: the store keeps one refresh per token.
+    commit(ctx, vec![Tokens::refresh_change(session, now_ms() + grace)]).await?;
     Ok(logins::token_reply(ctx, &session.kuid, ttl))
 }
 

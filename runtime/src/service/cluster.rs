@@ -124,13 +124,16 @@ fn reread_loop<N: Node>(app: &Weak<N>, shared: &dyn Shared, work: Receiver<Rerea
 /// Re-reads everything a node keeps in memory.
 fn reread_all(app: &impl Node, shared: &dyn Shared) -> crate::store::Result<()> {
     let store = app.store().blocking();
-    app.store().forget_all();
     let now = now_ms();
     let revoked = store.revocations(now)?;
+    // Only once the database answered: a node that cannot reach it keeps serving what it
+    // has (token checks from memory) rather than emptying its caches into 503s. What is
+    // cached after this point was read after it, so nothing stale survives.
+    app.store().forget_all();
     let mut changes: Vec<Change> = revoked
         .tokens
         .into_iter()
-        .map(|(jti, void_from_ms, expires_ms)| Change::RevokeToken { jti, void_from_ms, expires_ms })
+        .map(|(jti, void_from_ms, expires_ms)| Change::RevokeToken { jti, void_from_ms, expires_ms, refresh: false })
         .collect();
     changes.extend(revoked.users.into_iter().map(|(kuid, cutoff_ms)| Change::RevokeUser { kuid, cutoff_ms }));
     app.tokens().apply(&changes);

@@ -11,6 +11,8 @@ impl From<StoreError> for KError {
         match e {
             StoreError::UserExists(kuid) => KError::new(defs::SECURITY_USER_ALREADY_EXISTS, &[&kuid]),
             StoreError::AdminExists => KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]),
+            // Refreshed by another node first: this token is used up.
+            StoreError::Refreshed => KError::new(defs::SECURITY_TOKEN_INVALID, &[]),
             StoreError::Unavailable(msg) => {
                 tracing::warn!("store unavailable: {msg}");
                 KError::new(defs::CORE_STORE_UNAVAILABLE, &[])

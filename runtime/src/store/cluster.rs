@@ -60,9 +60,12 @@ impl Notice {
     /// The change a remote revocation stands for (to mirror it in memory).
     pub fn revocation(&self) -> Option<Change> {
         match self {
-            Notice::RevokeToken { jti, void_from_ms } => {
-                Some(Change::RevokeToken { jti: jti.clone(), void_from_ms: *void_from_ms, expires_ms: None })
-            }
+            Notice::RevokeToken { jti, void_from_ms } => Some(Change::RevokeToken {
+                jti: jti.clone(),
+                void_from_ms: *void_from_ms,
+                expires_ms: None,
+                refresh: false,
+            }),
             Notice::RevokeUser { kuid, cutoff_ms } => {
                 Some(Change::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms })
             }

@@ -21,6 +21,8 @@ pub enum StoreError {
     UserExists(String),
     /// `InsertUser { first_admin: true }` while an admin exists.
     AdminExists,
+    /// A `RevokeToken { refresh: true }` for a token revoked or refreshed already.
+    Refreshed,
     /// The database cannot be reached (a shared one restarting, the network): try again.
     Unavailable(String),
     /// Anything else: the backend failed.
@@ -32,6 +34,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::UserExists(kuid) => write!(f, "user {kuid} already exists"),
             StoreError::AdminExists => write!(f, "an admin already exists"),
+            StoreError::Refreshed => write!(f, "the token was refreshed or revoked already"),
             StoreError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             StoreError::Backend(e) => write!(f, "storage failure: {e}"),
         }
@@ -101,6 +104,9 @@ pub enum Change {
         jti: String,
         void_from_ms: i64,
         expires_ms: Option<i64>,
+        /// A refresh: fails with [`StoreError::Refreshed`] if the token was revoked or
+        /// refreshed already, by any node sharing the database (one new token per token).
+        refresh: bool,
     },
     /// Every token of `kuid` issued at or before `cutoff_ms` is void.
     RevokeUser {

@@ -196,7 +196,17 @@ impl Tokens {
     /// once the store has committed it.
     pub fn revoke_token_change(session: &Session, void_from_ms: i64) -> Change {
         let expires_ms = if session.expires_at < 0 { None } else { Some(session.expires_at + 1000) };
-        Change::RevokeToken { jti: session.jti.clone(), void_from_ms, expires_ms }
+        Change::RevokeToken { jti: session.jti.clone(), void_from_ms, expires_ms, refresh: false }
+    }
+
+    /// The change that uses a token up for a refresh: the store refuses it if the token was
+    /// refreshed or revoked already, here or on another node sharing the database.
+    pub fn refresh_change(session: &Session, void_from_ms: i64) -> Change {
+        let mut change = Self::revoke_token_change(session, void_from_ms);
+        if let Change::RevokeToken { refresh, .. } = &mut change {
+            *refresh = true;
+        }
+        change
     }
 
     /// The change that voids every token of `kuid` issued until now.

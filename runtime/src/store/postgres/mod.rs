@@ -19,7 +19,7 @@ mod shared;
 
 use super::cluster::{Envelope, Notice};
 use super::{Change, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
-use conn::{Conn, Manager, notify, prepared, retryable, unavailable_or_backend};
+use conn::{Conn, Manager, Suspicion, notify, prepared, retryable, unavailable_or_backend};
 use postgres::{GenericClient, Statement, types::ToSql};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -46,6 +46,7 @@ pub struct Postgres {
     config: postgres::Config,
     /// This node's name in its notices.
     node: String,
+    suspicion: Suspicion,
 }
 
 impl Postgres {
@@ -58,18 +59,24 @@ impl Postgres {
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
+            // A database that vanishes without closing its sockets (a network partition) is
+            // given up on in seconds, not after the kernel's minutes of retransmissions.
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(10))
             .application_name("sandgate")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c client_min_messages=warning"));
+        let suspicion = Suspicion::default();
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
             .connection_timeout(CONNECT_TIMEOUT)
-            // A broken connection is seen by `has_broken` (the client knows its socket
-            // closed); a round trip before every use would double each read.
+            // A round trip before every use would double each read: connections are checked
+            // only after one was found closed (see `Suspicion`).
             .test_on_check_out(false)
-            .build(Manager(config.clone()))
+            .build(Manager { config: config.clone(), suspicion: suspicion.clone() })
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        let store = Postgres { pool, config, node: node.to_string() };
+        let store = Postgres { pool, config, node: node.to_string(), suspicion };
         store.with(schema::migrate)?;
         Ok(store)
     }
@@ -80,8 +87,17 @@ impl Postgres {
         Ok(rows.first().map_or(0, |r| r.get::<_, i32>(0) as usize))
     }
 
+    /// A pooled connection known good since the last suspicion. One that fails its check is
+    /// closed, so the pool drops it and the next checkout gets another (or a new one).
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
+        for _ in 0..=POOL_SIZE {
+            let mut conn =
+                self.pool.get().map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))?;
+            if self.suspicion.vouch(&mut conn) {
+                return Ok(conn);
+            }
+        }
+        Err(StoreError::Unavailable("no working connection to PostgreSQL".into()))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
@@ -89,11 +105,13 @@ impl Postgres {
     }
 
     /// Runs `f` on a pooled connection. A connection the database closed while it sat in the
-    /// pool (a restart) is found out on use: the read is tried once more on a fresh one.
+    /// pool (a restart) is found out on use: the others are suspected, and the read is tried
+    /// once more on one that passes its check.
     fn read<T>(&self, f: impl Fn(&mut Conn) -> std::result::Result<T, postgres::Error>) -> Result<T> {
         let mut conn = self.conn()?;
         match f(&mut conn) {
             Err(_) if conn.client.is_closed() => {
+                self.suspicion.raise();
                 drop(conn);
                 f(&mut *self.conn()?).map_err(unavailable_or_backend)
             }
@@ -103,7 +121,7 @@ impl Postgres {
 
     /// One attempt at a group: its outcomes, or the error that ended the whole transaction.
     fn try_group(&self, conn: &mut Conn, batches: &[&[Change]]) -> std::result::Result<Vec<Result<()>>, GroupError> {
-        let Conn { client, statements } = conn;
+        let Conn { client, statements, .. } = conn;
         let mut tx = client.transaction().map_err(GroupError::Begin)?;
         let mut outcomes = Vec::with_capacity(batches.len());
         let mut payloads = Vec::new();
@@ -229,7 +247,18 @@ fn apply(
                 &[now_ms],
             )?;
         }
-        Change::RevokeToken { jti, void_from_ms, expires_ms } => {
+        Change::RevokeToken { jti, void_from_ms, expires_ms, refresh: true } => {
+            // Waits for another node's uncommitted claim of the same token, then loses to it.
+            let inserted = run(
+                "INSERT INTO revoked_tokens (jti, void_from_ms, expires_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (jti) DO NOTHING",
+                &[jti, void_from_ms, expires_ms],
+            )?;
+            if inserted == 0 {
+                return Err(Failed::Store(StoreError::Refreshed));
+            }
+        }
+        Change::RevokeToken { jti, void_from_ms, expires_ms, refresh: false } => {
             run(
                 "INSERT INTO revoked_tokens AS r (jti, void_from_ms, expires_ms) VALUES ($1, $2, $3)
                  ON CONFLICT (jti) DO UPDATE SET void_from_ms = LEAST(r.void_from_ms, excluded.void_from_ms)",
@@ -290,6 +319,12 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// A text PostgreSQL cannot hold (a NUL character): no row has it, so a read of it finds
+/// nothing rather than failing (`users::create` refuses such a kuid on every backend).
+fn unstorable(text: &str) -> bool {
+    text.contains('\0')
+}
+
 fn stored_strategy(r: &postgres::Row) -> StoredStrategy {
     StoredStrategy {
         name: r.get(0),
@@ -306,6 +341,9 @@ fn stored_strategy(r: &postgres::Row) -> StoredStrategy {
 
 impl Store for Postgres {
     fn get_user(&self, kuid: &str) -> Result<Option<User>> {
+        if unstorable(kuid) {
+            return Ok(None);
+        }
         let rows = self.read(|c| c.query("SELECT content FROM users WHERE kuid = $1", &[&kuid]))?;
         rows.first().map(|r| decode_user(kuid.to_string(), r.get(0))).transpose()
     }
@@ -315,12 +353,18 @@ impl Store for Postgres {
     }
 
     fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>> {
+        if unstorable(kuid) {
+            return Ok(Vec::new());
+        }
         let rows = self
             .read(|c| c.query("SELECT strategy FROM credential_links WHERE kuid = $1 ORDER BY strategy", &[&kuid]))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn is_linked(&self, strategy: &str, kuid: &str) -> Result<bool> {
+        if unstorable(kuid) {
+            return Ok(false);
+        }
         let rows = self.read(|c| {
             c.query("SELECT 1 FROM credential_links WHERE strategy = $1 AND kuid = $2", &[&strategy, &kuid])
         })?;
@@ -449,6 +493,7 @@ impl Store for Postgres {
                 // The connection was closed while pooled (a restart): nothing was sent yet.
                 Err(GroupError::Begin(_)) if conn.client.is_closed() && attempt < ATTEMPTS => {
                     attempt += 1;
+                    self.suspicion.raise();
                     conn = match self.conn() {
                         Ok(fresh) => fresh,
                         Err(e) => return every(e),
@@ -457,7 +502,12 @@ impl Store for Postgres {
                 Err(GroupError::Sent(e)) if retryable(&e) && attempt < ATTEMPTS => attempt += 1,
                 // The transaction did not commit (or, if the connection died at COMMIT, we
                 // cannot know): every batch is reported failed.
-                Err(GroupError::Begin(e) | GroupError::Sent(e)) => return every(unavailable_or_backend(e)),
+                Err(GroupError::Begin(e) | GroupError::Sent(e)) => {
+                    if e.is_closed() {
+                        self.suspicion.raise();
+                    }
+                    return every(unavailable_or_backend(e));
+                }
             }
         }
     }
