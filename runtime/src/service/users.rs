@@ -11,6 +11,9 @@ use crate::store::{Change, User};
 use crate::tokens::Tokens;
 use serde_json::{Map, Value, json};
 
+/// The longest user id, in bytes (Kuzzle's: Elasticsearch's document id).
+const MAX_KUID_BYTES: usize = 512;
+
 /// A user as Kuzzle returns one: `{_id, _source}`.
 pub fn user_json(user: &User) -> Value {
     json!({ "_id": user.kuid, "_source": Value::Object(user.content.clone()) })
@@ -40,6 +43,15 @@ pub async fn create(
         return Err(KError::new(
             defs::API_ASSERT_INVALID_ARGUMENT,
             &["_id", "a user id other than -1 (the anonymous user)"],
+        ));
+    }
+    // PostgreSQL's text cannot hold NUL, and its index cannot hold a long key: the same rules
+    // on SQLite, so a user moves between them. 512 bytes is Kuzzle's own limit (an
+    // Elasticsearch document id).
+    if kuid.contains('\0') || kuid.len() > MAX_KUID_BYTES {
+        return Err(KError::new(
+            defs::API_ASSERT_INVALID_ARGUMENT,
+            &["_id", "a user id of at most 512 bytes, without NUL characters"],
         ));
     }
     let user = User { kuid: kuid.clone(), content };

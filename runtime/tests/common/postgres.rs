@@ -124,7 +124,7 @@ impl Pg {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// A `[store]` section naming this server, with a short resync for the tests that need one.
+    /// A `[store]` section naming this server (tests that need a short resync add their own).
     pub fn toml(&self) -> String {
         format!("[store]\nurl = \"{}\"\n", self.url())
     }

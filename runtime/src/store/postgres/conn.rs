@@ -4,21 +4,57 @@
 use crate::store::StoreError;
 use postgres::{GenericClient, NoTls, Statement, types::ToSql};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A pooled connection and the statements prepared on it.
 pub struct Conn {
     pub(super) client: postgres::Client,
     pub(super) statements: HashMap<&'static str, Statement>,
+    /// The [`Suspicion`] generation this connection was last known good at.
+    pub(super) checked: u64,
 }
 
-pub(super) struct Manager(pub(super) postgres::Config);
+/// When one pooled connection is found closed, the database most likely restarted and
+/// closed them all: the generation moves on, and every connection older than it is checked
+/// with one round trip before its next use. In steady state nothing is checked.
+#[derive(Clone, Default)]
+pub(super) struct Suspicion(Arc<AtomicU64>);
+
+impl Suspicion {
+    pub(super) fn raise(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+    fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    /// Whether `conn` may be used as is; checks it (and marks it good) if it is older than
+    /// the last suspicion.
+    pub(super) fn vouch(&self, conn: &mut Conn) -> bool {
+        let now = self.current();
+        if conn.checked == now {
+            return true;
+        }
+        let good = conn.client.simple_query("").is_ok();
+        if good {
+            conn.checked = now;
+        }
+        good
+    }
+}
+
+pub(super) struct Manager {
+    pub(super) config: postgres::Config,
+    pub(super) suspicion: Suspicion,
+}
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
     type Error = postgres::Error;
 
     fn connect(&self) -> std::result::Result<Conn, postgres::Error> {
-        Ok(Conn { client: self.0.connect(NoTls)?, statements: HashMap::new() })
+        let checked = self.suspicion.current();
+        Ok(Conn { client: self.config.connect(NoTls)?, statements: HashMap::new(), checked })
     }
     fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), postgres::Error> {
         conn.client.simple_query("").map(|_| ())

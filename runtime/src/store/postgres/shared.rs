@@ -43,34 +43,9 @@ impl Shared for Postgres {
             return Ok(());
         }
         let node = self.node.clone();
-        self.read(|conn: &mut Conn| {
-            let Conn { client, statements } = conn;
-            let mut tx = client.transaction()?;
-            let mut payloads = Vec::with_capacity(tallies.len());
-            for tally in tallies {
-                let notice = match tally {
-                    Tally::Failed { id, threshold, lockout_ms } => {
-                        let statement = prepared(&mut tx, statements, COUNT_FAILURE)?;
-                        let threshold = i32::try_from(*threshold).unwrap_or(i32::MAX);
-                        let row = tx.query_one(&statement, &[&&id[..], &now_ms, &threshold, lockout_ms])?;
-                        let count: i32 = row.get(0);
-                        Notice::Failures {
-                            id: hex::encode(id),
-                            count: count.max(0) as u32,
-                            locked_until_ms: row.get(1),
-                        }
-                    }
-                    Tally::Cleared { id } => {
-                        let statement = prepared(&mut tx, statements, "DELETE FROM login_failures WHERE id = $1")?;
-                        tx.execute(&statement, &[&&id[..]])?;
-                        Notice::Cleared { id: hex::encode(id) }
-                    }
-                };
-                payloads.push(Envelope::payload(&node, notice));
-            }
-            notify(&mut tx, statements, &payloads)?;
-            tx.commit()
-        })
+        // Not `read`: a transaction whose connection died at COMMIT may have committed, and
+        // running it again would count the same failures twice.
+        self.with(|conn: &mut Conn| count(conn, &node, tallies, now_ms).map_err(unavailable_or_backend))
     }
 
     fn failures(&self, now_ms: i64, lockout_ms: i64) -> Result<Vec<FailureCount>> {
@@ -152,4 +127,30 @@ fn listen_loop(config: &postgres::Config, heard: &mut dyn FnMut(Heard) -> bool) 
         std::thread::sleep(retry);
         retry = (retry * 2).min(RETRY_MAX);
     }
+}
+
+/// Counts `tallies` in one transaction and tells the other nodes, in it, what they came to.
+fn count(conn: &mut Conn, node: &str, tallies: &[Tally], now_ms: i64) -> std::result::Result<(), postgres::Error> {
+    let Conn { client, statements, .. } = conn;
+    let mut tx = client.transaction()?;
+    let mut payloads = Vec::with_capacity(tallies.len());
+    for tally in tallies {
+        let notice = match tally {
+            Tally::Failed { id, threshold, lockout_ms } => {
+                let statement = prepared(&mut tx, statements, COUNT_FAILURE)?;
+                let threshold = i32::try_from(*threshold).unwrap_or(i32::MAX);
+                let row = tx.query_one(&statement, &[&&id[..], &now_ms, &threshold, lockout_ms])?;
+                let count: i32 = row.get(0);
+                Notice::Failures { id: hex::encode(id), count: count.max(0) as u32, locked_until_ms: row.get(1) }
+            }
+            Tally::Cleared { id } => {
+                let statement = prepared(&mut tx, statements, "DELETE FROM login_failures WHERE id = $1")?;
+                tx.execute(&statement, &[&&id[..]])?;
+                Notice::Cleared { id: hex::encode(id) }
+            }
+        };
+        payloads.push(Envelope::payload(node, notice));
+    }
+    notify(&mut tx, statements, &payloads)?;
+    tx.commit()
 }
