@@ -8,7 +8,19 @@
 //! judged by the IPv4 address inside; Teredo (`2001::/32`) and local-use NAT64
 //! (`64:ff9b:1::/48`) hide theirs and are refused.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The address to connect to among those a listed name resolved to: the first, unless one of
+/// them is not the public internet and the operator did not allow it (`explicit`: the origin
+/// was listed as that IP literal, or `allow_private_networks`). A name that resolves to a
+/// private address *as well as* public ones is refused outright: its DNS is either
+/// misconfigured or pointed inwards on purpose, and the next resolution may pick the other one.
+pub fn pick(resolved: &[SocketAddr], explicit: bool) -> Option<SocketAddr> {
+    if !explicit && resolved.iter().any(|a| restricted(a.ip()).is_some()) {
+        return None;
+    }
+    resolved.first().copied()
+}
 
 /// Why an address is not the public internet, if it is not.
 pub fn restricted(ip: IpAddr) -> Option<&'static str> {
@@ -78,7 +90,20 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
-    use super::restricted;
+    use super::{pick, restricted};
+
+    #[test]
+    fn one_inward_address_refuses_the_name() {
+        let addrs = |list: &[&str]| list.iter().map(|a| a.parse().unwrap()).collect::<Vec<std::net::SocketAddr>>();
+        let public = addrs(&["8.8.8.8:443", "[2606:4700:4700::1111]:443"]);
+        assert_eq!(pick(&public, false), Some(public[0]));
+        for mixed in [addrs(&["8.8.8.8:443", "127.0.0.1:443"]), addrs(&["10.0.0.1:443", "8.8.8.8:443"])] {
+            assert_eq!(pick(&mixed, false), None, "{mixed:?}");
+            assert_eq!(pick(&mixed, true), Some(mixed[0]), "allowed: {mixed:?}");
+        }
+        assert_eq!(pick(&addrs(&["[::ffff:127.0.0.1]:80"]), false), None);
+        assert_eq!(pick(&[], true), None);
+    }
 
     #[test]
     fn what_is_not_the_public_internet() {

@@ -4,7 +4,7 @@
 //! connection made to a checked address (never resolved again), TLS with the web's roots,
 //! HTTP/1.1 with no redirect followed, the time and both bodies capped.
 
-use super::addresses::restricted;
+use super::addresses::pick;
 use super::allow::{AllowList, target};
 use crate::sandbox::metrics::{HttpOutcome, StrategyMetrics};
 use bytes::Bytes;
@@ -102,11 +102,7 @@ pub async fn send(
         return Err(Error::DestinationNotFound);
     }
     let explicit = rules.allow_private || rules.allow.lists_ip_literal(&target);
-    let addr = resolved
-        .iter()
-        .find(|a| explicit || restricted(a.ip()).is_none())
-        .copied()
-        .ok_or(Error::DestinationIpProhibited)?;
+    let addr = pick(&resolved, explicit).ok_or(Error::DestinationIpProhibited)?;
     let tcp = match tokio::time::timeout_at(connected_by, tokio::net::TcpStream::connect(addr)).await {
         Err(_) => return Err(Error::ConnectionTimeout),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(Error::ConnectionRefused),
