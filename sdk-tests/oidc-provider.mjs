@@ -44,20 +44,37 @@ const provider = new Provider(issuer, {
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
-// MIXUP_AUDIENCE=<aud>: the provider turns hostile and hands out ID tokens meant for another
-// client (signed with its real key), for the test that the strategy refuses them.
-if (process.env.MIXUP_AUDIENCE) {
+// HOSTILE=1: the provider turns hostile for people whose login name is `tamper-<what>`: their
+// ID token is altered after it was issued, for the tests that the strategy refuses each kind.
+//   aud, iss, nonce, exp   that claim replaced (re-signed with the provider's real key)
+//   signature              the claims re-signed by another key (same kid)
+//   alg-none               unsigned, `"alg":"none"`
+//   hs256                  signed with HS256 keyed by the client secret (which the client knows)
+if (process.env.HOSTILE) {
   const b64 = (x) => Buffer.from(x).toString('base64url');
+  const { privateKey: otherKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const secret = process.env.CLIENT_SECRET ?? 'sandgate-secret';
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.path === '/token' && ctx.body && ctx.body.id_token) {
-      const [header, payload] = ctx.body.id_token.split('.');
-      const claims = JSON.parse(Buffer.from(payload, 'base64url'));
-      claims.aud = process.env.MIXUP_AUDIENCE;
-      const signed = `${header}.${b64(JSON.stringify(claims))}`;
-      const signature = crypto.sign('sha256', Buffer.from(signed), privateKey);
-      ctx.body = { ...ctx.body, id_token: `${signed}.${b64(signature)}` };
-    }
+    if (ctx.path !== '/token' || !ctx.body || !ctx.body.id_token) return;
+    const [header, payload] = ctx.body.id_token.split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url'));
+    const what = typeof claims.sub === 'string' && claims.sub.startsWith('tamper-') ? claims.sub.slice(7) : null;
+    if (!what) return;
+    let head = JSON.parse(Buffer.from(header, 'base64url'));
+    let sign = (input) => crypto.sign('sha256', Buffer.from(input), privateKey);
+    if (what === 'aud') claims.aud = 'someone-else';
+    else if (what === 'iss') claims.iss = 'http://127.0.0.1:1';
+    else if (what === 'nonce') claims.nonce = 'not-this-login';
+    else if (what === 'exp') claims.exp = Math.floor(Date.now() / 1000) - 3600;
+    else if (what === 'signature') sign = (input) => crypto.sign('sha256', Buffer.from(input), otherKey);
+    else if (what === 'alg-none') { head = { alg: 'none' }; sign = () => Buffer.alloc(0); }
+    else if (what === 'hs256') {
+      head = { alg: 'HS256', kid: head.kid };
+      sign = (input) => crypto.createHmac('sha256', secret).update(input).digest();
+    } else throw new Error(`unknown tampering: ${what}`);
+    const signed = `${b64(JSON.stringify(head))}.${b64(JSON.stringify(claims))}`;
+    ctx.body = { ...ctx.body, id_token: `${signed}.${b64(sign(signed))}` };
   });
 }
 server.on('request', provider.callback());

@@ -151,6 +151,43 @@ fn provisioning_creates_the_user_only_if_the_operator_allowed_it() {
     assert_error(&s.post("/_login/chaos", newcomer, None), 401, "plugin.strategy.provisioning_disabled");
 }
 
+/// Users in the server's SQLite file (the API has no user listing).
+fn users(s: &TestServer) -> i64 {
+    let db = rusqlite::Connection::open(s.data_dir.join("sandgate.db")).unwrap();
+    db.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_provisioning_that_fails_leaves_nothing_and_the_grant_outlives_a_restart() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    let grant = urlencode(r#"{"profileIds":["default"]}"#);
+    s.register(&admin, "chaos", "hostile_chaos", &format!("?provision={grant}"));
+    let before = users(&s);
+    // Refused by the strategy's validate; failing in its create after it wrote to storage.
+    for (credentials, status, id) in [
+        (r#"{"sub":"a","refuse":true}"#, 400, "plugin.strategy.bad_request"),
+        (r#"{"sub":"b","fail_create":true}"#, 500, "plugin.runtime.unexpected_error"),
+    ] {
+        let got = s.post("/_login/chaos", json!({ "mode": "provision", "credentials": credentials }), None);
+        assert_error(&got, status, id);
+    }
+    assert_eq!(users(&s), before, "no user left behind");
+    let db = s.app.store.blocking();
+    assert!(!db.has_links("chaos").unwrap(), "no credentials linked");
+    assert_eq!(db.kv_get("chaos", "half-made").unwrap(), None, "create's write went with it");
+    drop(db);
+
+    // The operator's grant is stored with the strategy: a restart keeps it.
+    let dir = s.stop().unwrap();
+    let s = TestServer::start_in(dir.path(), "");
+    let (_, info) = s.get("/strategies/chaos", Some(&s.token("admin", "admin-password")));
+    assert_eq!(info["result"]["provision"], json!({ "profileIds": ["default"] }), "{info}");
+    let (status, body) = s.post("/_login/chaos", json!({ "mode": "provision", "credentials": r#"{"sub":"c"}"# }), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(users(&s), before + 1);
+}
+
 #[test]
 fn an_expiring_key_reads_as_absent_once_its_time_is_up() {
     let s = TestServer::start();

@@ -70,13 +70,19 @@ fn urlencode(s: &str) -> String {
 
 /// Registers the bundled oidc strategy as `name` for `provider`.
 fn register(s: &TestServer, admin: &str, name: &str, issuer: &str, provision: bool) -> Value {
-    let config = json!({
+    register_with(s, admin, name, issuer, provision, json!({}))
+}
+
+/// The same, with `more` added to its config.
+fn register_with(s: &TestServer, admin: &str, name: &str, issuer: &str, provision: bool, more: Value) -> Value {
+    let mut config = json!({
         "issuer": issuer,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
         "redirect_uri": s.url(&format!("/_login/{name}")),
         "scopes": "openid profile",
     });
+    config.as_object_mut().unwrap().extend(more.as_object().unwrap().clone());
     let mut query = format!(
         "?config={}&outbound={}&limits={}",
         urlencode(&config.to_string()),
@@ -229,12 +235,27 @@ fn forged_states_foreign_audiences_and_a_provider_gone_are_refused() {
     // The code was issued for the other login's PKCE challenge: the provider refuses it.
     assert!(got.1["error"]["message"].as_str().unwrap().contains("refused the code"), "{}", got.1);
 
-    // A provider that hands out ID tokens meant for another client.
-    let mixup = provider(&s.url("/_login/mixup"), &[("MIXUP_AUDIENCE", "someone-else")]);
-    register(&s, &admin, "mixup", &mixup.issuer, true);
-    let got = back_at_sandgate(&s, &through_the_provider(&s, "mixup", &browser(), "dave"));
-    assert_error(&got, 401, "plugin.strategy.missing_user");
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("another client"), "{}", got.1);
+    // A provider that hands out ID tokens tampered with, one way per person (see HOSTILE in
+    // sdk-tests/oidc-provider.mjs): each refused, and nobody provisioned.
+    let hostile = provider(&s.url("/_login/hostile"), &[("HOSTILE", "1")]);
+    register(&s, &admin, "hostile", &hostile.issuer, true);
+    for (what, why) in [
+        ("aud", "meant for another client"),
+        ("iss", "comes from another issuer"),
+        ("nonce", "nonce is not this login's"),
+        ("exp", "has expired"),
+        ("signature", "does not verify"),
+        ("alg-none", "does not verify"),
+        ("hs256", "does not verify"),
+    ] {
+        let got = back_at_sandgate(&s, &through_the_provider(&s, "hostile", &browser(), &format!("tamper-{what}")));
+        assert_error(&got, 401, "plugin.strategy.missing_user");
+        assert!(got.1["error"]["message"].as_str().unwrap().contains(why), "{what}: {}", got.1);
+    }
+    assert!(!s.app.store.blocking().has_links("hostile").unwrap(), "nobody was provisioned");
+    // The same provider's untampered tokens are fine.
+    let (status, body) = back_at_sandgate(&s, &through_the_provider(&s, "hostile", &browser(), "dave"));
+    assert_eq!(status, 200, "{body}");
 
     // The provider goes away between the two steps: a clear error, the server fine.
     let callback = through_the_provider(&s, "oidc", &browser(), "erin");
@@ -261,4 +282,17 @@ fn without_provisioning_a_newcomer_is_refused() {
     let (status, body) = back_at_sandgate(&s, &through_the_provider(&s, "oidc", &browser(), "frank"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["_id"], "frank");
+}
+
+#[test]
+fn the_person_may_be_named_by_another_claim() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    let p = provider(&s.url("/_login/byname"), &[]);
+    register_with(&s, &admin, "byname", &p.issuer, true, json!({ "identifier_claim": "name" }));
+    let (status, body) = back_at_sandgate(&s, &through_the_provider(&s, "byname", &browser(), "gina"));
+    assert_eq!(status, 200, "{body}");
+    let token = body["result"]["jwt"].as_str().unwrap();
+    let (_, creds) = s.get("/credentials/byname/_me", Some(token));
+    assert_eq!(creds["result"]["identity"], "Person gina", "{creds}");
 }

@@ -147,6 +147,9 @@ impl Strategy for Chaos {
         if creds.get("arm") == Some(&Value::Bool(true)) {
             store::set("armed", "1").map_err(internal)?;
         }
+        if creds.get("refuse") == Some(&Value::Bool(true)) {
+            return Err(bad_request("chaos refuses these credentials"));
+        }
         // A slow check (a strategy asking a remote service): waits, not CPU.
         if let Some(ms) = creds.get("sleep_ms").and_then(Value::as_u64) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -179,7 +182,12 @@ impl Strategy for Chaos {
         }
     }
 
-    fn create(_kuid: String, _credentials: String) -> Result<String> {
+    fn create(kuid: String, credentials: String) -> Result<String> {
+        // Fails after writing: what it wrote must go with the user it was creating.
+        if serde_json::from_str::<Value>(&credentials).is_ok_and(|c| c.get("fail_create") == Some(&Value::Bool(true))) {
+            store::set("half-made", &kuid).map_err(internal)?;
+            return Err(internal("chaos fails half-way through creating"));
+        }
         Ok("{}".into())
     }
 
