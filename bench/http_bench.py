@@ -340,13 +340,27 @@ BENCH_SECONDS=30 make bench   # longer runs
     # Hand-written notes (side-by-side comparisons, measured choices) and the side-by-side
     # section of bench/side_by_side.py survive a rewrite: they are kept between their markers.
     previous = OUT.read_text() if OUT.exists() else ""
-    for begin, end in (("<!-- notes -->", "<!-- /notes -->"), ("<!-- side-by-side -->", "<!-- /side-by-side -->")):
+    for begin, end in (("<!-- notes -->", "<!-- /notes -->"), ("<!-- side-by-side -->", "<!-- /side-by-side -->"),
+                       ("<!-- cluster -->", "<!-- /cluster -->")):
         if begin in previous and end in previous:
             kept = previous[previous.index(begin):previous.index(end) + len(end)]
             text = text.replace("## HTTP load", kept + "\n\n## HTTP load", 1)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)
     print(text)
+
+
+def write_section(begin, end, section):
+    """Puts `section` (which starts with `begin` and ends with `end`) into docs/performance.md:
+    in place of the previous one, else before the HTTP load figures, else at the end."""
+    text = OUT.read_text() if OUT.exists() else ""
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+    elif "## HTTP load" in text:
+        text = text.replace("## HTTP load", section + "\n## HTTP load", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    OUT.write_text(text)
 
 
 if __name__ == "__main__":

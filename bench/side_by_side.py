@@ -146,14 +146,7 @@ def report(rounds):
     lines += ["", END, ""]
     section = "\n".join(lines)
     print(section)
-    text = hb.OUT.read_text() if hb.OUT.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    elif "## HTTP load" in text:
-        text = text.replace("## HTTP load", section + "\n## HTTP load", 1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    hb.OUT.write_text(text)
+    hb.write_section(BEGIN, END, section)
 
 
 if __name__ == "__main__":
