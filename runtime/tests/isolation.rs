@@ -82,7 +82,9 @@ fn cpu_memory_stack_and_traps_are_contained() {
         let line = format!("sandgate_strategy_calls_total{{strategy=\"chaos\",outcome=\"{outcome}\"}} 1");
         assert!(metrics.contains(&line), "metrics lack {line}");
     }
-    assert!(metrics.contains("sandgate_strategy_call_duration_seconds_bucket{strategy=\"local\""), "{metrics}");
+    assert!(metrics.contains("sandgate_strategy_call_duration_seconds_count{strategy=\"local\"}"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF: {metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("sandgate_store_commits_total ")), "{metrics}");
     assert!(metrics.contains("sandgate_strategy_cpu_budget_used_ratio_count{strategy=\"chaos\"}"), "{metrics}");
 }
 

@@ -62,18 +62,11 @@ where
     }
     if method == Method::GET && path == "/metrics" {
         // In memory only: rendered here.
-        let mut text = app.sandbox.metrics_text();
-        let (groups, batches) = app.store.group_commits();
-        text.push_str(&format!(
-            "# HELP sandgate_store_commits_total Transactions committed (one fsync each).\n\
-             # TYPE sandgate_store_commits_total counter\n\
-             sandgate_store_commits_total {groups}\n\
-             # HELP sandgate_store_batches_total Requests' write batches committed (several may share a commit).\n\
-             # TYPE sandgate_store_batches_total counter\n\
-             sandgate_store_batches_total {batches}\n"
-        ));
-        let mut out = warp::reply::Response::new(text.into());
-        out.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+        let mut out = warp::reply::Response::new(app.metrics_text().into());
+        out.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
         return out;
     }
     let response = match read_request(&app, &method, &path, &query, &headers, addr, body, request_id.clone()).await {

@@ -7,7 +7,7 @@ use super::compile::Compiler;
 use super::errors::UploadError;
 use super::host::HostState;
 use super::limits::Limits;
-use super::metrics::{self, StrategyMetrics};
+use super::metrics::{Families, StrategyMetrics};
 use super::strategy::Strategy;
 use super::upload::{self, Workshop};
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ pub struct Sandbox {
     cache_dir: PathBuf,
     strategies: RwLock<HashMap<String, Arc<Strategy>>>,
     metrics: Mutex<HashMap<String, Arc<StrategyMetrics>>>,
+    families: Families,
     compiler: Compiler,
     /// How long an unused compiled artifact is kept (servers sharing one cache directory).
     cache_keep: Duration,
@@ -42,6 +43,7 @@ impl Sandbox {
             cache_dir,
             strategies: RwLock::new(HashMap::new()),
             metrics: Mutex::new(HashMap::new()),
+            families: Families::default(),
             compiler: Compiler::InProcess,
             cache_keep: Duration::ZERO,
         })
@@ -124,19 +126,12 @@ impl Sandbox {
 
     /// The metrics of `name`, created on first use; kept across re-registrations.
     fn metrics_for(&self, name: &str) -> Arc<StrategyMetrics> {
-        self.metrics.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+        let mut all = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(name.to_string()).or_insert_with(|| Arc::new(self.families.of(name))).clone()
     }
 
-    /// `GET /metrics`.
-    pub fn metrics_text(&self) -> String {
-        let mut all: Vec<(String, Arc<StrategyMetrics>)> = self
-            .metrics
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        metrics::render(&all)
+    /// Adds every strategy's metrics to `registry` (`GET /metrics`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.families.register(registry);
     }
 }

@@ -13,6 +13,7 @@ use crate::store::front::Db;
 use crate::store::{Change, Store, StoreError, postgres::Postgres, sqlite::Sqlite};
 use crate::tokens::Tokens;
 use anyhow::{Context, anyhow};
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
 pub use super::bundled::BUNDLED_LOCAL;
@@ -32,6 +33,8 @@ pub struct App {
     pub node: String,
     /// The database the nodes share, if they share one (PostgreSQL).
     pub shared: Option<Arc<dyn Shared>>,
+    /// What `GET /metrics` shows: the strategies' families and the store's counters.
+    pub metrics: Registry,
 }
 
 /// A store, and what it shares with other nodes if it is a shared one.
@@ -85,7 +88,11 @@ impl App {
         }
         sandbox.clean_cache();
         let throttle = Arc::new(Throttle::new(&config.login, config.lockout_ms));
-        let app = Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node, shared: shared.clone() });
+        let mut metrics = Registry::with_prefix("sandgate");
+        sandbox.register_metrics(&mut metrics);
+        store.register_metrics(&mut metrics);
+        let app =
+            Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node, shared: shared.clone(), metrics });
         if let Some(shared) = shared {
             super::cluster::join(&app, shared).context("following the other nodes")?;
         }
@@ -108,6 +115,14 @@ impl App {
                 tracing::warn!("could not sweep expired strategy keys: {e}");
             }
         }
+    }
+
+    /// `GET /metrics`, in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.metrics);
+        text
     }
 
     /// A long-lived connection closed: drop what was kept about it.

@@ -14,6 +14,8 @@
 //! reaches them as a notice (see `service::cluster`), which drops the entry like a local write.
 
 use super::{Change, Result, Store, StoreError, User};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Semaphore, oneshot};
@@ -59,9 +61,9 @@ struct Cache {
     /// Entries in `kv`, and their bytes (keys + values).
     kv_entries: usize,
     kv_bytes: usize,
-    /// Group commits done, and batches they carried (for `server.info` and the tests).
-    groups: u64,
-    batches: u64,
+    /// Group commits done, and batches they carried (`/metrics`, the tests).
+    groups: Counter,
+    batches: Counter,
 }
 
 impl Cache {
@@ -295,7 +297,18 @@ impl Db {
     /// Group commits so far, and the batches they carried.
     pub fn group_commits(&self) -> (u64, u64) {
         let c = lock(&self.cache);
-        (c.groups, c.batches)
+        (c.groups.get(), c.batches.get())
+    }
+
+    /// Adds the group-commit counters to `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let c = lock(&self.cache);
+        registry.register("store_commits", "Transactions committed (one fsync each)", c.groups.clone());
+        registry.register(
+            "store_batches",
+            "Requests' write batches committed (several may share a commit)",
+            c.batches.clone(),
+        );
     }
 }
 
@@ -312,8 +325,8 @@ fn write_loop(store: &dyn Store, cache: &Mutex<Cache>, jobs: std::sync::mpsc::Re
         let outcomes = store.commit_group(&batches);
         {
             let mut c = lock(cache);
-            c.groups += 1;
-            c.batches += group.len() as u64;
+            c.groups.inc();
+            c.batches.inc_by(group.len() as u64);
             for (job, outcome) in group.iter().zip(&outcomes) {
                 if outcome.is_ok() {
                     c.invalidate(&job.changes);
