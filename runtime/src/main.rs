@@ -71,6 +71,17 @@ enum StrategyCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Check a component as an upload would (validation, compilation, its `fields` call)
+    /// without a server; exits 1 with the upload's message if it would be refused.
+    Check {
+        file: PathBuf,
+        /// The strategy's configuration, a JSON object
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Per-strategy limit overrides, a JSON object of [limits] keys
+        #[arg(long, default_value = "{}")]
+        limits: String,
+    },
     /// List registered strategies.
     List,
     /// Unregister an uploaded strategy (its users' credentials stay in its storage).
@@ -155,6 +166,13 @@ fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()>
             let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let grants = sandgate::sandbox::Grants::parse(&outbound, &provision)?;
             println!("{}", offline::add(&config, &name, wasm, &json, &limits, &grants, replace)?);
+        }
+        StrategyCommand::Check { file, config: json, limits } => {
+            let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let grants = sandgate::sandbox::Grants::parse("[]", "{}")?;
+            let verdict = offline::check(&config, &wasm, &json, &limits, &grants)
+                .map_err(|e| anyhow::anyhow!("{}: refused: {e}", file.display()))?;
+            println!("{}: {verdict}", file.display());
         }
         StrategyCommand::List => offline::list(&config)?.iter().for_each(|line| println!("{line}")),
         StrategyCommand::Remove { name } => {

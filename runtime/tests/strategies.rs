@@ -296,3 +296,54 @@ fn register_over_the_json_query_protocol() {
     assert_eq!(query("unregister", None, Some(&admin)).0, 200);
     assert_eq!(s.get("/strategies", Some(&admin)).1["result"], json!(["local"]));
 }
+
+/// `sandgate strategy check FILE`: the upload's verdict without a server, with the upload's
+/// own message when it would be refused.
+#[test]
+fn the_check_command_answers_what_an_upload_would() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    let (dir, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let check = |name: &str, bytes: &[u8]| {
+        let file = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&file, bytes).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sandgate"))
+            .args(["strategy", "check"])
+            .arg(&file)
+            .current_dir(cwd.path())
+            .env("SANDGATE_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The bundled apikey, and the same built against the 0.1.0 contract (`make strategies`).
+    let old_apikey = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/strategy-0-1/strategy_apikey.wasm");
+    let old_apikey = std::fs::read(&old_apikey).unwrap_or_else(|e| panic!("{}: {e}", old_apikey.display()));
+    for (name, bytes, contract, fields) in
+        [("apikey", component("strategy_apikey"), "0.2.0", "key"), ("apikey01", old_apikey, "0.1.0", "key")]
+    {
+        let (code, stdout, stderr) = check(name, &bytes);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains(&format!("ok: a sandgate:strategy@{contract} component")), "{stdout}");
+        assert!(stdout.contains(&format!("fields: {fields}")), "{stdout}");
+    }
+    for (name, bytes) in [
+        ("core", b"\0asm\x01\0\0\0".to_vec()),
+        ("import", component("hostile_extra_import")),
+        ("noexport", component("hostile_no_export")),
+    ] {
+        let upload = s.upload(Some(&admin), name, &bytes, "");
+        assert_error(&upload, 400, "plugin.sandbox.invalid_component");
+        let message = upload.1["error"]["message"].as_str().unwrap();
+        let (code, _, stderr) = check(name, &bytes);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(&format!("refused: {message}")), "{name}: {stderr:?} should carry {message:?}");
+    }
+    // It ran in `cwd`, where a server would keep its data: nothing was written there.
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}

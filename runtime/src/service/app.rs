@@ -266,6 +266,32 @@ pub mod offline {
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
     }
 
+    /// `sandgate strategy check`: what uploading `wasm` would answer, without a server: the
+    /// upload's own checks, compilation and `fields` call, on a scratch data directory that is
+    /// thrown away (nothing of the operator's is read or written).
+    pub fn check(
+        config: &Config,
+        wasm: &[u8],
+        strategy_config: &str,
+        limits: &str,
+        grants: &Grants,
+    ) -> anyhow::Result<String> {
+        let scratch = tempfile::tempdir()?;
+        let mut config = config.clone();
+        config.data_dir = scratch.path().to_path_buf();
+        config.cache_dir = scratch.path().join("compiled");
+        config.store.url = None;
+        let (_, sandbox) = open(&config)?;
+        let strategy = sandbox.prepare("check", wasm, strategy_config, limits, grants, None)?;
+        Ok(format!(
+            "ok: a sandgate:strategy@{} component, {} bytes, sha256 {}; fields: {}",
+            strategy.contract().version(),
+            strategy.size,
+            strategy.hash,
+            strategy.fields.join(", ")
+        ))
+    }
+
     pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
         let (store, _) = open_store(config, "sandgate-cli")?;
         let stored = store.strategies()?;
