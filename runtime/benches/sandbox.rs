@@ -58,7 +58,7 @@ fn request(credentials: &str) -> LoginRequest {
 fn create(rt: &Runtime, sandbox: &Sandbox, db: &Db, s: &Strategy, kuid: &str, creds: &str) -> String {
     let mut overlay = Overlay::default();
     let permit = Arc::new(s.try_admit().unwrap());
-    let cx = CallCtx { permit: &permit, overlay: &mut overlay, request_id: "bench", guard: None };
+    let cx = CallCtx { permit: &permit, overlay: &mut overlay, request_id: "bench", guard: None, report: None };
     let info = rt.block_on(sandbox.calls().create(s, cx, kuid, creds)).unwrap().unwrap();
     rt.block_on(db.commit(sandgate::service::strategy::changes(&overlay))).unwrap();
     info
@@ -67,7 +67,7 @@ fn create(rt: &Runtime, sandbox: &Sandbox, db: &Db, s: &Strategy, kuid: &str, cr
 /// One login's sandbox work as the server does it: admission, then the call.
 async fn verify(sandbox: &Sandbox, s: &Strategy, req: &LoginRequest) -> String {
     let permit = Arc::new(s.admit().await.unwrap());
-    let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None };
+    let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "b", guard: None, report: None };
     match sandbox.calls().verify(s, cx, req).await.unwrap().unwrap() {
         sandgate::sandbox::bindings::Login::User(kuid) => kuid,
         _ => panic!("the benchmarked strategies answer a kuid"),

@@ -82,6 +82,29 @@ enum StrategyCommand {
         #[arg(long, default_value = "{}")]
         limits: String,
     },
+    /// Run calls on a component as the server would, each in a fresh instance on one scratch
+    /// store, and show each answer and what it cost (CPU, memory, host calls, storage written,
+    /// the limit it hit). Exits 1 if a case's `expect` is not met.
+    ///
+    /// CASES is a JSON array of calls, e.g.
+    /// [{"call":"create","kuid":"alice","credentials":{"username":"alice","password":"pw"}},
+    ///  {"call":"verify","credentials":{"username":"alice","password":"pw"},"expect":{"answer":{"kuid":"alice"}}}]
+    /// (see the README, "Trying a strategy locally").
+    Run {
+        file: PathBuf,
+        /// The cases, a JSON file
+        #[arg(long)]
+        calls: PathBuf,
+        /// The strategy's configuration, a JSON object
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Per-strategy limit overrides, a JSON object of [limits] keys
+        #[arg(long, default_value = "{}")]
+        limits: String,
+        /// One JSON object per call on stdout, for machines
+        #[arg(long)]
+        json: bool,
+    },
     /// List registered strategies.
     List,
     /// Unregister an uploaded strategy (its users' credentials stay in its storage).
@@ -173,6 +196,28 @@ fn strategy(action: StrategyCommand, overrides: Overrides) -> anyhow::Result<()>
             let verdict = offline::check(&config, &wasm, &json, &limits, &grants)
                 .map_err(|e| anyhow::anyhow!("{}: refused: {e}", file.display()))?;
             println!("{}: {verdict}", file.display());
+        }
+        StrategyCommand::Run { file, calls, config: json, limits, json: as_json } => {
+            use sandgate::service::runner;
+            let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let text = std::fs::read_to_string(&calls).map_err(|e| anyhow::anyhow!("{}: {e}", calls.display()))?;
+            let cases = runner::parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", calls.display()))?;
+            // Named after its file, as its messages will name it once uploaded under that name.
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("").replace('_', "-");
+            let name = if sandgate::sandbox::upload::valid_name(&stem) { stem } else { "strategy".to_string() };
+            let (strategy, ran) = runner::run(&config, &name, &wasm, &json, &limits, &cases)
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
+            for (i, one) in ran.iter().enumerate() {
+                if as_json {
+                    println!("{}", runner::to_json(one));
+                } else {
+                    println!("{}", runner::to_text(i, one, &strategy));
+                }
+            }
+            let missed = ran.iter().filter(|r| r.met == Some(false)).count();
+            if missed > 0 {
+                anyhow::bail!("{missed} of {} calls not as expected", ran.len());
+            }
         }
         StrategyCommand::List => offline::list(&config)?.iter().for_each(|line| println!("{line}")),
         StrategyCommand::Remove { name } => {

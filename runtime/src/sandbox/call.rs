@@ -36,6 +36,23 @@ pub struct CallCtx<'a> {
     pub request_id: &'a str,
     /// Sees every storage read (the login soft lock).
     pub guard: Option<Arc<dyn ReadGuard>>,
+    /// Filled with what the call cost, if given (`sandgate strategy run`).
+    pub report: Option<&'a mut Option<CallReport>>,
+}
+
+/// What one call cost, measured by the host around it.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    /// From the call's start to its end, fresh instance included.
+    pub wall: Duration,
+    /// What was charged to its CPU budget (the wall time less parked time).
+    pub cpu: Duration,
+    /// The most linear memory its instances held at once.
+    pub peak_memory_bytes: usize,
+    /// Host calls by interface (storage, crypto, log, config, wasi), then outbound HTTP requests.
+    pub host_calls: Vec<(&'static str, u32)>,
+    /// Bytes (keys + values) it wrote to its storage.
+    pub storage_bytes_written: usize,
 }
 
 /// What every call shares: the engine and the host's backends.
@@ -162,6 +179,19 @@ impl Calls {
             }
             Err(err) => Err(classify(err, &store, &limits)),
         };
+        if let Some(report) = cx.report {
+            let state = store.data();
+            let mut host_calls: Vec<(&'static str, u32)> =
+                state.meter.calls_by_kind().map(|(kind, n)| (kind.name(), n)).collect();
+            host_calls.push(("http", state.outbound.requests));
+            *report = Some(CallReport {
+                wall: elapsed,
+                cpu: state.meter.cpu_used(started + elapsed),
+                peak_memory_bytes: state.limiter.peak_memory(),
+                host_calls,
+                storage_bytes_written: state.storage.pending_bytes(),
+            });
+        }
         strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));
         self.aftercare.after(strategy, store, cx.permit.clone());
         result
@@ -258,11 +288,7 @@ impl Calls {
         self.call(s, cx, either!(call_get_by_id(id))).await
     }
 
-    pub(super) async fn fields(
-        &self,
-        s: &Strategy,
-        cx: CallCtx<'_>,
-    ) -> Result<Result<Vec<String>, StrategyError>, CallError> {
+    pub async fn fields(&self, s: &Strategy, cx: CallCtx<'_>) -> Result<Result<Vec<String>, StrategyError>, CallError> {
         self.call(s, cx, either!(plain call_fields())).await
     }
 

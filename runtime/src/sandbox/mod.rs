@@ -25,7 +25,7 @@ pub mod strategy;
 pub mod upload;
 mod warm;
 
-pub use call::{Backends, CallCtx, Calls};
+pub use call::{Backends, CallCtx, CallReport, Calls};
 pub use errors::{CallError, UploadError};
 pub use grants::Grants;
 pub use limits::Limits;

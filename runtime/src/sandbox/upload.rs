@@ -325,7 +325,13 @@ pub(super) fn prepare(
                 |e: super::errors::CallError| refuse(format!("the strategy failed its first call (fields): it {e}"));
             // A strategy nobody else can call yet: its permit is free.
             let permit = Arc::new(strategy.try_admit().map_err(refused)?);
-            let cx = CallCtx { permit: &permit, overlay: &mut Overlay::default(), request_id: "upload", guard: None };
+            let cx = CallCtx {
+                permit: &permit,
+                overlay: &mut Overlay::default(),
+                request_id: "upload",
+                guard: None,
+                report: None,
+            };
             super::call::block_on(sandbox.calls.fields(&strategy, cx)).map_err(refused)?.unwrap_or_default()
         }
     };

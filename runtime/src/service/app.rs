@@ -131,7 +131,7 @@ impl App {
     }
 }
 
-fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
+pub(super) fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
     let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
     let backends = Backends {
         kv: Arc::new(StrategyStorage(store)),

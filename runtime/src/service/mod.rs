@@ -16,6 +16,7 @@ pub mod errors;
 pub mod login;
 #[cfg(feature = "bench-native")]
 pub mod native_bench;
+pub mod runner;
 pub mod strategy;
 pub mod throttle;
 pub mod users;

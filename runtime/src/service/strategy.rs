@@ -45,7 +45,7 @@ pub fn call<'a>(
     overlay: &'a mut Overlay,
     guard: Option<ReadGuardArc>,
 ) -> CallCtx<'a> {
-    CallCtx { permit, overlay, request_id: &ctx.req.request_id, guard }
+    CallCtx { permit, overlay, request_id: &ctx.req.request_id, guard, report: None }
 }
 
 /// Parses the JSON object a strategy returned as public information.

@@ -8,6 +8,7 @@
 //!   the deadline has passed stops the call. Time spent waiting is not charged as CPU.
 
 use super::limiter::LimitHit;
+use super::meter::Kind;
 use super::meter::{Meter, Waits};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -74,7 +75,7 @@ pub struct ClockView<'a> {
 
 /// A pollable for `wait` from now, cut at the call's deadline.
 fn wake_after(view: ClockView<'_>, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
-    view.meter.count()?;
+    view.meter.count(Kind::Wasi)?;
     let now = Instant::now();
     if now >= view.meter.deadline {
         return Err(LimitHit::Wall(view.meter.limits.wall_ms).into());

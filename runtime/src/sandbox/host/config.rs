@@ -1,5 +1,6 @@
 //! `sandgate:strategy/config`: the JSON object the operator gave the strategy at upload.
 
+use super::meter::Kind;
 use super::meter::Meter;
 use crate::sandbox::bindings::sandgate::strategy::config;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ pub struct ConfigView<'a> {
 
 impl config::Host for ConfigView<'_> {
     fn get(&mut self) -> wasmtime::Result<String> {
-        self.meter.count()?;
+        self.meter.count(Kind::Config)?;
         Ok(self.config.to_string())
     }
 }

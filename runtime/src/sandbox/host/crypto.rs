@@ -7,6 +7,7 @@
 //! call's wall-clock deadline back by as much (the hash count is capped, so this is bounded).
 
 use super::limiter::LimitHit;
+use super::meter::Kind;
 use super::meter::Meter;
 use crate::sandbox::bindings::sandgate::strategy::crypto;
 use std::future::Future;
@@ -45,7 +46,7 @@ pub struct CryptoView<'a> {
 
 impl CryptoView<'_> {
     fn count_hash(&mut self) -> wasmtime::Result<()> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         let max = self.meter.limits.max_hash_calls;
         // Refused before computing: `hash_calls` counts the hashing calls the host granted.
         if self.crypto.hash_calls >= max {
@@ -80,33 +81,33 @@ impl crypto::Host for CryptoView<'_> {
     }
 
     fn dummy_hash(&mut self) -> wasmtime::Result<String> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(self.crypto.hasher.dummy().to_string())
     }
 
     fn hmac_sha256(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key), &data).as_ref().to_vec())
     }
 
     fn hmac_sha1(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key);
         Ok(ring::hmac::sign(&key, &data).as_ref().to_vec())
     }
 
     fn hmac_sha512(&mut self, key: Vec<u8>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA512, &key), &data).as_ref().to_vec())
     }
 
     fn sha256(&mut self, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(ring::digest::digest(&ring::digest::SHA256, &data).as_ref().to_vec())
     }
 
     fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         let max = self.meter.limits.max_random_bytes;
         if len as usize > max {
             return Err(LimitHit::Random { len: len.into(), max }.into());
@@ -118,18 +119,18 @@ impl crypto::Host for CryptoView<'_> {
     }
 
     fn constant_time_eq(&mut self, a: Vec<u8>, b: Vec<u8>) -> wasmtime::Result<bool> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(subtle::ConstantTimeEq::ct_eq(a.as_slice(), b.as_slice()).into())
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(crate::core::time::now_ms().max(0) as u64)
     }
 
     /// Computed on the call's own time: the signature check is charged to its CPU budget.
     fn jws_verify(&mut self, token: String, jwks: String) -> wasmtime::Result<Result<String, String>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Crypto)?;
         Ok(super::jws::verify(&token, &jwks))
     }
 }

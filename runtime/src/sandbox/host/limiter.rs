@@ -66,11 +66,13 @@ struct Summed {
     used: usize,
     /// The last growth let through, undone if the engine could not perform it.
     last: usize,
+    /// The most `used` ever was.
+    peak: usize,
 }
 
 impl Summed {
     fn new(cap: usize) -> Self {
-        Summed { cap, used: 0, last: 0 }
+        Summed { cap, used: 0, last: 0, peak: 0 }
     }
 
     /// One of them grows from `current` to `desired`: allowed while the sum stays in the cap.
@@ -81,6 +83,7 @@ impl Summed {
         }
         self.last = after - self.used.min(after);
         self.used = after;
+        self.peak = self.peak.max(after);
         true
     }
 
@@ -92,6 +95,11 @@ impl Summed {
 impl CallLimiter {
     pub fn new(memory_cap: usize, table_cap: usize) -> Self {
         CallLimiter { memory: Summed::new(memory_cap), tables: Summed::new(table_cap) }
+    }
+
+    /// The most linear memory the call's instances held at once, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.memory.peak
     }
 }
 

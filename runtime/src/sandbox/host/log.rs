@@ -2,6 +2,7 @@
 //! a [`LogSink`] with the strategy's name and the request id. Every field is escaped by the
 //! server's log formatter (`core::escape`), so a strategy cannot forge a line.
 
+use super::meter::Kind;
 use super::meter::Meter;
 use crate::sandbox::bindings::Level;
 use crate::sandbox::bindings::sandgate::strategy::log;
@@ -49,7 +50,7 @@ pub struct LogView<'a> {
 
 impl log::Host for LogView<'_> {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.meter.count()?;
+        self.meter.count(Kind::Log)?;
         let (max_lines, max_bytes) = (self.meter.limits.max_log_lines, self.meter.limits.max_log_line_bytes);
         let log = &mut *self.log;
         if log.lines >= max_lines {

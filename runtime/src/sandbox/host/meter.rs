@@ -7,10 +7,37 @@ use crate::sandbox::limits::Limits;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Which host interface a call went to (`sandgate strategy run` shows them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Storage,
+    Crypto,
+    Log,
+    Config,
+    /// WASI: clocks, random, streams and the rest.
+    Wasi,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Storage, Kind::Crypto, Kind::Log, Kind::Config, Kind::Wasi];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Storage => "storage",
+            Kind::Crypto => "crypto",
+            Kind::Log => "log",
+            Kind::Config => "config",
+            Kind::Wasi => "wasi",
+        }
+    }
+}
+
 pub struct Meter {
     pub(crate) limits: Arc<Limits>,
     /// Every host call, WASI included.
     pub(crate) host_calls: u32,
+    /// The same, by interface (in the order of [`Kind::ALL`]).
+    by_kind: [u32; Kind::ALL.len()],
     /// Time the guest was parked: waiting on the host (storage, hashing, clock pollables) or
     /// yielding its thread to other tasks. Not charged to its CPU budget.
     pub(crate) waits: Arc<Waits>,
@@ -25,12 +52,21 @@ pub struct Meter {
 impl Meter {
     pub fn new(limits: Arc<Limits>, now: Instant) -> Self {
         let deadline = now + Duration::from_millis(limits.wall_ms);
-        Meter { limits, host_calls: 0, waits: Arc::default(), started: now, deadline, postponed: Duration::ZERO }
+        Meter {
+            limits,
+            host_calls: 0,
+            by_kind: [0; Kind::ALL.len()],
+            waits: Arc::default(),
+            started: now,
+            deadline,
+            postponed: Duration::ZERO,
+        }
     }
 
     /// Before each host call of ours: its count, and the wall-clock deadline.
-    pub fn count(&mut self) -> wasmtime::Result<()> {
+    pub fn count(&mut self, kind: Kind) -> wasmtime::Result<()> {
         self.host_calls = self.host_calls.saturating_add(1);
+        self.by_kind[kind as usize] = self.by_kind[kind as usize].saturating_add(1);
         if self.host_calls > self.limits.max_host_calls {
             return Err(LimitHit::HostCalls(self.limits.max_host_calls).into());
         }
@@ -43,6 +79,12 @@ impl Meter {
     /// A WASI call: counted now, enforced at the next tick (WASI functions cannot trap here).
     pub fn count_wasi(&mut self) {
         self.host_calls = self.host_calls.saturating_add(1);
+        self.by_kind[Kind::Wasi as usize] = self.by_kind[Kind::Wasi as usize].saturating_add(1);
+    }
+
+    /// Host calls so far, by interface.
+    pub fn calls_by_kind(&self) -> impl Iterator<Item = (Kind, u32)> + '_ {
+        Kind::ALL.into_iter().zip(self.by_kind)
     }
 
     /// At each epoch tick while the guest runs: stop it past the wall-clock deadline, past its

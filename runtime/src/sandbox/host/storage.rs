@@ -6,6 +6,7 @@
 //! that wait is not charged to the strategy's CPU budget.
 
 use super::limiter::LimitHit;
+use super::meter::Kind;
 use super::meter::Meter;
 use crate::sandbox::bindings::sandgate::strategy::storage;
 use crate::sandbox::limits::Limits;
@@ -71,6 +72,11 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// Bytes (keys + values) this call wrote so far.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     pub fn new(strategy: Arc<str>, backend: Arc<dyn KeyValue>, limits: Arc<Limits>) -> Self {
         Storage {
             strategy,
@@ -136,7 +142,7 @@ pub struct StorageView<'a> {
 impl StorageView<'_> {
     /// `set` and `set-expiring`: checked against the quotas, recorded in the overlay.
     async fn put(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), String>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Storage)?;
         let s = &mut *self.storage;
         let limits = s.limits.clone();
         if key.is_empty() || key.len() > limits.max_key_bytes {
@@ -171,7 +177,7 @@ impl StorageView<'_> {
 
 impl storage::Host for StorageView<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Storage)?;
         self.storage.read(self.meter, &key).await
     }
 
@@ -181,7 +187,7 @@ impl storage::Host for StorageView<'_> {
 
     async fn set_expiring(&mut self, key: String, value: String, ttl_ms: u64) -> wasmtime::Result<Result<(), String>> {
         if !(1..=MAX_TTL_MS).contains(&ttl_ms) {
-            self.meter.count()?;
+            self.meter.count(Kind::Storage)?;
             return Ok(Err(format!("ttl-ms must be 1..={MAX_TTL_MS} (a year); use `set` for a key that stays")));
         }
         self.put(key, value, Some(ttl_ms)).await
@@ -194,7 +200,7 @@ impl storage::Host for StorageView<'_> {
     }
 
     async fn list_keys(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Vec<String>> {
-        self.meter.count()?;
+        self.meter.count(Kind::Storage)?;
         let s = &*self.storage;
         s.check_key(&prefix)?;
         let limit = limit.min(10_000);
