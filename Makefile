@@ -16,7 +16,7 @@ STRATEGIES := strategy-local strategy-apikey strategy-totp strategy-oidc strateg
               hostile-chaos hostile-extra-import hostile-no-export
 COMPONENTIZE_PY_VERSION := 0.25.1
 
-.PHONY: run cluster test layers strategies rust-strategies python-strategies wasm-target postgres bench lint
+.PHONY: run cluster test layers strategies rust-strategies python-strategies js-strategies wasm-target postgres bench lint
 
 wasm-target:
 	@if ! rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)'; then \
@@ -27,7 +27,7 @@ wasm-target:
 	    echo "       Install it with: rustup target add $(WASM_TARGET)"; exit 1; }; \
 	fi
 
-strategies: rust-strategies python-strategies
+strategies: rust-strategies python-strategies js-strategies
 
 # The bundled strategies again, built against the 0.1.0 contract (the components older
 # servers ran), into target/wasm32-wasip2/strategy-0-1/: the tests show they keep working.
@@ -44,6 +44,11 @@ python-strategies:
 	  python3 -m pip install --quiet "componentize-py==$(COMPONENTIZE_PY_VERSION)" || { \
 	    echo "error: componentize-py could not be installed; the Python strategy cannot be built."; exit 1; }; }
 	strategies/python-local/build.sh
+
+# The JavaScript strategy (strategies/js-local) is built by jco (QuickJS backend) from npm.
+js-strategies:
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed to build the JavaScript strategy (strategies/js-local)"; exit 1; }
+	strategies/js-local/build.sh
 
 run: rust-strategies
 	$(CARGO) build --release -p sandgate

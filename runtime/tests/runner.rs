@@ -45,6 +45,7 @@ fn every_bundled_strategys_examples_run_as_expected() {
         ("totp", "strategy_totp"),
         ("oidc", "strategy_oidc"),
         ("template", "strategy_template"),
+        ("js-local", "js_local"),
     ] {
         let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(cases_of(dir)).unwrap()).unwrap();
         let (code, ran, stderr) = run(component, &cases_of(dir), &[]);

@@ -347,3 +347,58 @@ fn the_check_command_answers_what_an_upload_would() {
     // It ran in `cwd`, where a server would keep its data: nothing was written there.
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 }
+
+/// The JavaScript `local` (strategies/js-local, jco's QuickJS backend, the `sandgate-strategy`
+/// SDK) passes the login checks the Rust and Python ones pass, under the default limits.
+#[test]
+fn the_javascript_strategy_passes_the_local_login_checks() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    let info = s.register(&admin, "jslocal", "js_local", "");
+    assert_eq!(info["fields"], json!(["username", "password"]));
+    assert_eq!(info["contract"], "0.2.0");
+    s.user_with(&admin, "bob", json!({ "jslocal": { "username": "bob", "password": "pw-bob" } }));
+    let (status, login) =
+        s.post("/_login/jslocal?expiresIn=2h", json!({ "username": "bob", "password": "pw-bob" }), None);
+    assert_eq!(
+        (status, login["result"]["_id"].as_str(), login["result"]["ttl"].as_i64()),
+        (200, Some("bob"), Some(7_200_000))
+    );
+    // A wrong password and an unknown user: the same error, and the same host hash each.
+    let hashed = |body: Value| {
+        let before = s.app.hasher.computed();
+        let got = s.post("/_login/jslocal", body, None);
+        (got, s.app.hasher.computed() - before)
+    };
+    let (wrong, wrong_hashes) = hashed(json!({ "username": "bob", "password": "nope" }));
+    let (unknown, unknown_hashes) = hashed(json!({ "username": "ghost", "password": "nope" }));
+    assert_error(&wrong, 401, "plugin.strategy.missing_user");
+    assert_eq!(wrong.1["error"], unknown.1["error"]);
+    assert_eq!(wrong.1["error"]["message"], "wrong username or password");
+    assert_eq!((wrong_hashes, unknown_hashes), (1, 1));
+    // The query string works as passport-local's does.
+    assert_eq!(s.post("/_login/jslocal?username=bob&password=pw-bob", json!({}), None).0, 200);
+    let taken = s.post(
+        "/users/carl/_create",
+        json!({ "content": { "profileIds": ["default"] }, "credentials": { "jslocal": { "username": "bob", "password": "x" } } }),
+        Some(&admin),
+    );
+    assert_error(&taken, 412, "plugin.strategy.precondition");
+    assert_eq!(taken.1["error"]["message"], "Login \"bob\" is already used.");
+    // The credentials actions: get, update (the old password then refused), delete.
+    let (status, got) = s.get("/credentials/jslocal/bob", Some(&admin));
+    assert_eq!((status, &got["result"]), (200, &json!({ "kuid": "bob", "username": "bob" })), "{got}");
+    let (status, _) =
+        s.call("PUT", "/credentials/jslocal/bob/_update", Some(json!({ "password": "pw-new" })), Some(&admin));
+    assert_eq!(status, 200);
+    assert_eq!(s.post("/_login/jslocal", json!({ "username": "bob", "password": "pw-bob" }), None).0, 401);
+    assert_eq!(s.post("/_login/jslocal", json!({ "username": "bob", "password": "pw-new" }), None).0, 200);
+    let bad = s.post(
+        "/users/dan/_create",
+        json!({ "content": { "profileIds": ["default"] }, "credentials": { "jslocal": { "username": "dan", "password": 5 } } }),
+        Some(&admin),
+    );
+    assert_error(&bad, 400, "plugin.strategy.bad_request");
+    assert_eq!(s.call("DELETE", "/credentials/jslocal/bob", None, Some(&admin)).0, 200);
+    assert_eq!(s.post("/_login/jslocal", json!({ "username": "bob", "password": "pw-new" }), None).0, 401);
+}
