@@ -80,7 +80,7 @@ test: layers strategies postgres
 	cd sdk-tests && SANDGATE_BIN=../target/debug/sandgate npm test
 
 # Release build with the native comparison path; wrk from Debian when missing; 127.0.0.1 only.
-bench: rust-strategies postgres
+bench: rust-strategies js-strategies postgres
 	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)…"; \
 	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null || { echo "error: wrk could not be installed"; exit 1; }; }
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the Node baseline (bench/baseline-node)"; exit 1; }
@@ -91,6 +91,7 @@ bench: rust-strategies postgres
 	python3 bench/http_bench.py
 	python3 bench/side_by_side.py
 	python3 bench/cluster_bench.py
+	python3 bench/js_strategy.py
 
 lint: wasm-target layers
 	$(CARGO) fmt --all -- --check

@@ -341,7 +341,7 @@ BENCH_SECONDS=30 make bench   # longer runs
     # section of bench/side_by_side.py survive a rewrite: they are kept between their markers.
     previous = OUT.read_text() if OUT.exists() else ""
     for begin, end in (("<!-- notes -->", "<!-- /notes -->"), ("<!-- side-by-side -->", "<!-- /side-by-side -->"),
-                       ("<!-- cluster -->", "<!-- /cluster -->")):
+                       ("<!-- cluster -->", "<!-- /cluster -->"), ("<!-- js -->", "<!-- /js -->")):
         if begin in previous and end in previous:
             kept = previous[previous.index(begin):previous.index(end) + len(end)]
             text = text.replace("## HTTP load", kept + "\n\n## HTTP load", 1)
