@@ -68,6 +68,7 @@ export declare const crypto: {
   randomBytes(length: number): Uint8Array;
   constantTimeEq(a: Uint8Array, b: Uint8Array): boolean;
   nowMs(): number;
+  /** The payload text; throws `errors.rejected` if the token does not verify. */
   jwsVerify(token: string, jwks: string): string;
   hex(bytes: Uint8Array): string;
   utf8(text: string): Uint8Array;

@@ -105,8 +105,17 @@ export const crypto = {
   randomBytes: (length) => rawCrypto.randomBytes(length),
   constantTimeEq: (a, b) => rawCrypto.constantTimeEq(a, b),
   nowMs: () => Number(rawCrypto.nowMs()),
-  /** A JWS checked against a JWKS (RS256, ES256, EdDSA): its payload text; the claims are yours to check. */
-  jwsVerify: (token, jwks) => rawCrypto.jwsVerify(token, jwks),
+  /**
+   * A JWS checked against a JWKS (RS256, ES256, EdDSA): its payload text; the claims are yours
+   * to check. A token that does not verify throws `errors.rejected` saying why.
+   */
+  jwsVerify(token, jwks) {
+    try {
+      return rawCrypto.jwsVerify(token, jwks);
+    } catch (e) {
+      throw errors.rejected(`The token does not verify: ${e && 'payload' in e ? e.payload : e}`);
+    }
+  },
   /** Lower-case hex of bytes. */
   hex: (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(''),
   /** UTF-8 bytes of a string (QuickJS has no TextEncoder). */

@@ -89,7 +89,7 @@ enum StrategyCommand {
     /// CASES is a JSON array of calls, e.g.
     /// [{"call":"create","kuid":"alice","credentials":{"username":"alice","password":"pw"}},
     ///  {"call":"verify","credentials":{"username":"alice","password":"pw"},"expect":{"answer":{"kuid":"alice"}}}]
-    /// (see the README, "Trying a strategy locally").
+    /// (see the README, "Trying a strategy before uploading").
     Run {
         file: PathBuf,
         /// The cases, a JSON file

@@ -3,7 +3,7 @@
 //! expectations met, and what each call cost reported; the hostile component's limit hits
 //! named by their `limits.*` keys.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,9 +46,16 @@ fn every_bundled_strategys_examples_run_as_expected() {
         ("oidc", "strategy_oidc"),
         ("template", "strategy_template"),
         ("js-local", "js_local"),
+        ("python-local", "python_local"),
     ] {
         let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(cases_of(dir)).unwrap()).unwrap();
-        let (code, ran, stderr) = run(component, &cases_of(dir), &[]);
+        // CPython starts with more memory than the default cap (README: raise it to 32 MiB),
+        // which a strategy's own limits cannot pass: the server's configuration raises it.
+        let server = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(server.path(), "[limits]\nmemory_bytes = 33554432\ncompile_ms = 180000\n").unwrap();
+        let python = ["--server-config", server.path().to_str().unwrap()];
+        let extra: &[&str] = if dir == "python-local" { &python } else { &[] };
+        let (code, ran, stderr) = run(component, &cases_of(dir), extra);
         assert_eq!(code, Some(0), "{dir}: {stderr}");
         assert_eq!(ran.len(), cases.len(), "{dir}: one line per call");
         for (case, one) in cases.iter().zip(&ran) {
@@ -87,9 +94,14 @@ fn the_hostile_component_shows_which_limit_each_call_hits() {
     let limits: Vec<Value> = ran.iter().map(|r| r["limit"].clone()).collect();
     assert_eq!(
         limits,
-        ["limits.cpu_ms", "limits.memory_bytes", "limits.max_return_bytes", "", "limits.max_host_calls", ""]
+        ["limits.cpu_ms", "limits.memory_bytes", "limits.max_return_bytes", "", "limits.max_host_calls", "", "", ""]
             .map(|l| if l.is_empty() { Value::Null } else { Value::from(l) })
     );
+    // A create that wrote, then failed: nothing of it was kept, nothing is reported written.
+    let half = &ran[6];
+    assert_eq!((&half["call"], &half["error"]["id"]), (&json!("create"), &json!("plugin.runtime.unexpected_error")));
+    assert_eq!(half["storage_bytes_written"], 0, "{half}");
+    assert_eq!(half["host_calls"]["storage"], 1, "it did write: {half}");
     // The CPU budget given on the command line is the one it runs into.
     let cases = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cases.path(), r#"[{"call":"verify","credentials":{"mode":"loop"}}]"#).unwrap();
@@ -118,4 +130,28 @@ fn an_expectation_missed_or_a_bad_cases_file_exits_1() {
         assert_eq!(code, Some(1), "{text}");
         assert!(stderr.contains(needle), "{text}: {stderr}");
     }
+}
+
+#[test]
+fn the_text_output_shows_each_answer_and_its_cost() {
+    let wasm = root().join("target/wasm32-wasip2/strategy/strategy_apikey.wasm");
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sandgate"))
+        .args(["strategy", "run"])
+        .arg(&wasm)
+        .arg("--calls")
+        .arg(cases_of("apikey"))
+        .current_dir(cwd.path())
+        .env("SANDGATE_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("1. fields: ok [\"key\"] (as expected)\n   cpu "), "{text}");
+    assert!(text.contains("(limits.cpu_ms), wall "), "{text}");
+    assert!(
+        text.contains("4. verify: error 401 plugin.strategy.missing_user: invalid API key (as expected)"),
+        "{text}"
+    );
+    assert!(text.contains("host calls: storage "), "{text}");
 }

@@ -49,9 +49,10 @@ pub struct CallReport {
     pub cpu: Duration,
     /// The most linear memory its instances held at once.
     pub peak_memory_bytes: usize,
-    /// Host calls by interface (storage, crypto, log, config, wasi), then outbound HTTP requests.
+    /// Host calls by interface (storage, crypto, log, config, wasi), then outbound HTTP
+    /// requests (made through wasi:http, so counted under `wasi` too).
     pub host_calls: Vec<(&'static str, u32)>,
-    /// Bytes (keys + values) it wrote to its storage.
+    /// Bytes (keys + values) it wrote to its storage, if they were kept (it answered Ok).
     pub storage_bytes_written: usize,
 }
 
@@ -140,6 +141,7 @@ impl Calls {
             Some(ready) => Ok(ready),
             None => fresh(&self.engine, &self.backends, strategy).await,
         };
+        let instantiated = ready.is_ok();
         let (store, outcome) = match ready {
             Ok((mut store, instance)) => {
                 let state = store.data_mut();
@@ -179,7 +181,8 @@ impl Calls {
             }
             Err(err) => Err(classify(err, &store, &limits)),
         };
-        if let Some(report) = cx.report {
+        // Not for a call whose instance could not be built: there is nothing to measure.
+        if let Some(report) = cx.report.filter(|_| instantiated) {
             let state = store.data();
             let mut host_calls: Vec<(&'static str, u32)> =
                 state.meter.calls_by_kind().map(|(kind, n)| (kind.name(), n)).collect();
@@ -189,7 +192,8 @@ impl Calls {
                 cpu: state.meter.cpu_used(started + elapsed),
                 peak_memory_bytes: state.limiter.peak_memory(),
                 host_calls,
-                storage_bytes_written: state.storage.pending_bytes(),
+                // What it wrote is kept only if it answered Ok.
+                storage_bytes_written: if matches!(result, Ok(Ok(_))) { state.storage.pending_bytes() } else { 0 },
             });
         }
         strategy.metrics.record(outcome_of(&result), Some(elapsed), Some(used.min(1.0)));

@@ -266,6 +266,11 @@ pub mod offline {
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
     }
 
+    /// What a component over `server.max_upload_bytes` is told, in words.
+    pub fn too_large(size: usize, max: usize) -> String {
+        format!("the component is {size} bytes, more than the server accepts (server.max_upload_bytes = {max})")
+    }
+
     /// `sandgate strategy check`: what uploading `wasm` would answer, without a server: the
     /// upload's own checks, compilation and `fields` call, on a scratch data directory that is
     /// thrown away (nothing of the operator's is read or written).
@@ -276,6 +281,9 @@ pub mod offline {
         limits: &str,
         grants: &Grants,
     ) -> anyhow::Result<String> {
+        if wasm.len() > config.max_upload_bytes {
+            anyhow::bail!("{}", too_large(wasm.len(), config.max_upload_bytes));
+        }
         let scratch = tempfile::tempdir()?;
         let mut config = config.clone();
         config.data_dir = scratch.path().to_path_buf();

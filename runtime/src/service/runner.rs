@@ -20,11 +20,13 @@
 //! `credentials` (an object) for `verify`, `validate`, `create`, `update`, and for `verify`
 //! optionally `query` (an object of strings), `client_ip` and `client_binding`; `is_update`
 //! for `validate`. `expect`, if given, is checked: `answer` (the call's answer, as printed)
-//! or `error` (the Kuzzle error id the server would answer).
+//! or `error` (the Kuzzle error id the server would answer). Every case is checked before any
+//! runs.
 
+use super::app::offline::too_large;
 use super::app::{new_sandbox, open_store};
 use super::errors::{call_error, strategy_error};
-use super::strategy::changes;
+use super::strategy::{changes, public_info};
 use crate::config::Config;
 use crate::core::errors::KError;
 use crate::sandbox::bindings::{Login, LoginRequest, StrategyError};
@@ -59,14 +61,26 @@ pub struct Case {
     pub expect: Option<Expect>,
 }
 
-/// What a case expects: its answer, or the id of the error the server would give.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    #[serde(default)]
-    pub answer: Option<Value>,
-    #[serde(default)]
-    pub error: Option<String>,
+/// What a case expects: its answer (any JSON, `null` included), or the id of the error the
+/// server would give. Exactly one of the two.
+#[derive(Debug)]
+pub enum Expect {
+    Answer(Value),
+    Error(String),
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = Map::<String, Value>::deserialize(d)?;
+        match (map.remove("answer"), map.remove("error"), map.keys().next()) {
+            (_, _, Some(other)) => Err(D::Error::custom(format!("unknown field `{other}` in expect"))),
+            (Some(answer), None, None) => Ok(Expect::Answer(answer)),
+            (None, Some(Value::String(id)), None) => Ok(Expect::Error(id)),
+            (None, Some(_), None) => Err(D::Error::custom("expect.error is a Kuzzle error id (a string)")),
+            _ => Err(D::Error::custom("expect takes either \"answer\" or \"error\"")),
+        }
+    }
 }
 
 /// What became of one case.
@@ -83,8 +97,33 @@ pub struct Ran {
 }
 
 /// Parses the cases file's text.
+/// Parses the cases file's text, and checks every case before anything runs.
 pub fn parse_cases(text: &str) -> anyhow::Result<Vec<Case>> {
-    serde_json::from_str(text).context("the cases are a JSON array of calls (see `sandgate strategy run --help`)")
+    let cases: Vec<Case> = serde_json::from_str(text)
+        .context("the cases are a JSON array of calls (see `sandgate strategy run --help`)")?;
+    for (i, case) in cases.iter().enumerate() {
+        check_case(case).with_context(|| format!("case {}", i + 1))?;
+    }
+    Ok(cases)
+}
+
+const CALLS: &[&str] =
+    &["verify", "validate", "create", "update", "delete", "exists", "get-info", "get-by-id", "fields"];
+
+fn check_case(case: &Case) -> anyhow::Result<()> {
+    if !CALLS.contains(&case.call.as_str()) {
+        bail!("unknown call {:?}: one of {}", case.call, CALLS.join(", "));
+    }
+    if matches!(case.call.as_str(), "verify" | "validate" | "create" | "update") {
+        credentials(case)?;
+    }
+    if matches!(case.call.as_str(), "validate" | "create" | "update" | "delete" | "exists" | "get-info") {
+        kuid(case)?;
+    }
+    if case.call == "get-by-id" && case.id.is_none() {
+        bail!("a get-by-id call needs \"id\"");
+    }
+    Ok(())
 }
 
 /// Prepares `wasm` as an upload would, then runs `cases` in order on a scratch store.
@@ -105,9 +144,16 @@ pub fn run(
     let db = Arc::new(Db::new(store));
     let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
     let sandbox = new_sandbox(&config, db.clone(), hasher)?;
+    if wasm.len() > config.max_upload_bytes {
+        bail!("{}", too_large(wasm.len(), config.max_upload_bytes));
+    }
+    // One call at a time, each admitted once the previous one's aftercare (its Store dropped,
+    // the next fresh instance built) is done: every call after the first finds a fresh
+    // instance ready, as on a server between requests; the first builds its own.
+    let limits = one_at_a_time(limits)?;
     let grants = Grants::parse("[]", "{}")?;
     // Blocking (it may make the `fields` call on a runtime of its own): before ours starts.
-    let strategy = sandbox.install(sandbox.prepare(name, wasm, strategy_config, limits, &grants, None)?);
+    let strategy = sandbox.install(sandbox.prepare(name, wasm, strategy_config, &limits, &grants, None)?);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ran = runtime.block_on(async {
         let mut ran = Vec::with_capacity(cases.len());
@@ -117,6 +163,17 @@ pub fn run(
         anyhow::Ok(ran)
     })?;
     Ok((strategy, ran))
+}
+
+/// The author's limit overrides with `max_concurrent_calls` set to 1.
+fn one_at_a_time(limits: &str) -> anyhow::Result<String> {
+    let mut overrides: Map<String, Value> = if limits.trim().is_empty() {
+        Map::new()
+    } else {
+        serde_json::from_str(limits).context("--limits is a JSON object of [limits] keys")?
+    };
+    overrides.insert("max_concurrent_calls".into(), json!(1));
+    Ok(Value::Object(overrides).to_string())
 }
 
 /// The credentials of `case` as the JSON text a strategy receives.
@@ -176,14 +233,14 @@ async fn one(sandbox: &crate::sandbox::Sandbox, db: &Db, s: &Arc<Strategy>, case
         "validate" => {
             flat(calls.validate(s, cx, kuid(case)?, &credentials(case)?, case.is_update).await, |()| Value::Null)
         }
-        "create" => flat(calls.create(s, cx, kuid(case)?, &credentials(case)?).await, json_text),
-        "update" => flat(calls.update(s, cx, kuid(case)?, &credentials(case)?).await, json_text),
+        "create" => flat(calls.create(s, cx, kuid(case)?, &credentials(case)?).await, Value::String),
+        "update" => flat(calls.update(s, cx, kuid(case)?, &credentials(case)?).await, Value::String),
         "delete" => flat(calls.delete(s, cx, kuid(case)?).await, |()| Value::Null),
         "exists" => calls.exists(s, cx, kuid(case)?).await.map(|b| Ok(Value::Bool(b))),
-        "get-info" => flat(calls.get_info(s, cx, kuid(case)?).await, json_text),
+        "get-info" => flat(calls.get_info(s, cx, kuid(case)?).await, Value::String),
         "get-by-id" => {
             let id = case.id.as_deref().ok_or_else(|| anyhow!("a get-by-id call needs \"id\""))?;
-            flat(calls.get_by_id(s, cx, id).await, json_text)
+            flat(calls.get_by_id(s, cx, id).await, Value::String)
         }
         "fields" => flat(calls.fields(s, cx).await, |fields| json!(fields)),
         other => bail!(
@@ -195,19 +252,29 @@ async fn one(sandbox: &crate::sandbox::Sandbox, db: &Db, s: &Arc<Strategy>, case
         db.commit(changes(&overlay)).await.map_err(|e| anyhow!("the scratch store: {e}"))?;
     }
     drop(permit);
+    // Host limits name their key in their message (a trap's text is the guest's own).
+    let limit = match &outcome {
+        Err(e) if !matches!(e, CallError::Trap(_)) => limit_named(&e.to_string()),
+        _ => None,
+    };
     let outcome = match outcome {
+        // Public information must be a JSON object, as the server requires of it.
+        Ok(Ok(Value::String(text))) if answers_info(&case.call) => public_info(s, &text),
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(strategy_error(&s.name, e)),
         Err(e) => Err(call_error(&s.name, e)),
     };
-    let limit = outcome.as_ref().err().and_then(|e| limit_named(&e.message));
     let met = case.expect.as_ref().map(|expect| match (&outcome, expect) {
-        (Ok(value), Expect { answer: Some(want), error: None }) => value == want,
-        (Err(e), Expect { answer: None, error: Some(id) }) => e.id == id.as_str(),
-        (Ok(_), Expect { answer: None, error: None }) => true,
+        (Ok(value), Expect::Answer(want)) => value == want,
+        (Err(e), Expect::Error(id)) => e.id == id.as_str(),
         _ => false,
     });
     Ok(Ran { call: case.call.clone(), outcome, report, limit, met })
+}
+
+/// Whether `call` answers public information (a JSON object, as text).
+fn answers_info(call: &str) -> bool {
+    matches!(call, "create" | "update" | "get-info" | "get-by-id")
 }
 
 /// The `limits.<key>` an error message names (every limit's message names its key).
