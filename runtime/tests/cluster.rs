@@ -356,3 +356,41 @@ fn user_ids_postgresql_cannot_hold_get_the_same_answers_as_on_sqlite() {
         assert_eq!(s.get(&format!("/users/{longest}"), Some(&admin)).0, 200);
     }
 }
+
+#[test]
+fn one_username_taken_on_both_nodes_at_once_goes_to_one_user() {
+    let (_pg, a, b) = two_nodes("");
+    let admin = a.admin();
+    for round in 0..6 {
+        let name = format!("twin{round}");
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let tasks: Vec<_> = [(&a, "a"), (&b, "b")]
+                .into_iter()
+                .map(|(s, side)| {
+                    let (barrier, name, admin) = (&barrier, &name, &admin);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.post(
+                            &format!("/users/{name}-{side}/_create"),
+                            json!({ "content": { "profileIds": ["default"] },
+                                    "credentials": { "local": { "username": name, "password": side } } }),
+                            Some(admin),
+                        )
+                    })
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let mut statuses: Vec<u16> = outcomes.iter().map(|o| o.0).collect();
+        statuses.sort();
+        assert_eq!(statuses, vec![200, 412], "round {round}: {outcomes:?}");
+        let side = if outcomes[0].0 == 200 { "a" } else { "b" };
+        let winner = format!("{name}-{side}");
+        for s in [&a, &b] {
+            within(SECOND, "the winner logs in on both nodes", || {
+                s.login(&name, side).1["result"]["_id"].as_str() == Some(winner.as_str())
+            });
+        }
+    }
+}

@@ -270,3 +270,45 @@ fn current_user_and_strategies() {
     assert_eq!(body["result"]["strategies"], json!(["local"]));
     assert_eq!(s.get("/strategies", Some(&admin)).1["result"], json!(["local"]));
 }
+
+/// Two users created at the same moment with the same username: one gets it, the other the
+/// 412 it would get a moment later, and the username logs in as the one who got it. (Each
+/// request's `validate` saw the name free; the store decides.)
+#[test]
+fn one_username_taken_twice_at_once_goes_to_one_user() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    for round in 0..8 {
+        let name = format!("twin{round}");
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<(String, (u16, Value))> = std::thread::scope(|scope| {
+            let tasks: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|side| {
+                    let (barrier, name, admin, s) = (&barrier, &name, &admin, &s);
+                    scope.spawn(move || {
+                        let kuid = format!("{name}-{side}");
+                        barrier.wait();
+                        let got = s.post(
+                            &format!("/users/{kuid}/_create"),
+                            json!({ "content": { "profileIds": ["default"] },
+                                    "credentials": { "local": { "username": name, "password": side } } }),
+                            Some(admin),
+                        );
+                        (kuid, got)
+                    })
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let won: Vec<&(String, (u16, Value))> = outcomes.iter().filter(|(_, got)| got.0 == 200).collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        let lost = outcomes.iter().find(|(_, got)| got.0 != 200).unwrap();
+        assert_error(&lost.1, 412, "plugin.strategy.precondition");
+        assert_error(&s.get(&format!("/users/{}", lost.0), Some(&admin)), 404, "security.user.not_found");
+        let winner = &won[0].0;
+        let password = winner.rsplit('-').next().unwrap();
+        let (status, body) = s.login(&name, password);
+        assert_eq!((status, body["result"]["_id"].as_str()), (200, Some(winner.as_str())), "round {round}: {body}");
+    }
+}

@@ -15,7 +15,7 @@ fn user(kuid: &str, profiles: &[&str]) -> User {
 }
 
 fn put(strategy: &str, key: &str, value: &str) -> Change {
-    Change::KvPut { strategy: strategy.into(), key: key.into(), value: value.into(), expires_ms: None }
+    Change::KvPut { strategy: strategy.into(), key: key.into(), value: value.into(), expires_ms: None, insert: false }
 }
 
 /// Runs `case` on a fresh SQLite file and on a fresh PostgreSQL database.
@@ -90,6 +90,7 @@ fn expired_values_are_gone_and_swept() {
             key: key.into(),
             value: "v".into(),
             expires_ms: Some(expires_ms),
+            insert: false,
         };
         db.commit(&[at("old", 1_000), at("new", i64::MAX / 2)]).unwrap();
         assert!(db.kv_entry("s", "old", 2_000).unwrap().is_none(), "expired: not read");
@@ -127,5 +128,30 @@ fn revocations_only_ever_tighten_and_a_token_is_refreshed_once() {
         saved.tokens.sort();
         assert_eq!(saved.tokens, vec![("t1".into(), 500, Some(i64::MAX / 2)), ("t2".into(), 700, Some(i64::MAX / 2))]);
         assert_eq!(saved.users, vec![("u".into(), 300)]);
+    });
+}
+
+#[test]
+fn an_insert_fails_if_the_key_was_stored_meanwhile() {
+    on_both(|db| {
+        let insert = |key: &str, value: &str, expires_ms: Option<i64>| Change::KvPut {
+            strategy: "s".into(),
+            key: key.into(),
+            value: value.into(),
+            expires_ms,
+            insert: true,
+        };
+        db.commit(&[insert("user:bob", "first", None)]).unwrap();
+        let err = db.commit(&[insert("user:bob", "second", None), put("s", "other", "x")]).unwrap_err();
+        assert!(matches!(err, StoreError::Taken { ref key, .. } if key == "user:bob"), "{err}");
+        assert_eq!(db.kv_get("s", "user:bob").unwrap().as_deref(), Some("first"));
+        assert_eq!(db.kv_get("s", "other").unwrap(), None, "the whole batch failed");
+        // Over an expired value (it reads as absent), an insert goes through.
+        db.commit(&[insert("state", "old", Some(1_000))]).unwrap();
+        db.commit(&[insert("state", "new", None)]).unwrap();
+        assert_eq!(db.kv_get("s", "state").unwrap().as_deref(), Some("new"));
+        // A plain put overwrites whatever is there.
+        db.commit(&[put("s", "user:bob", "third")]).unwrap();
+        assert_eq!(db.kv_get("s", "user:bob").unwrap().as_deref(), Some("third"));
     });
 }

@@ -13,6 +13,15 @@ impl From<StoreError> for KError {
             StoreError::AdminExists => KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]),
             // Refreshed by another node first: this token is used up.
             StoreError::Refreshed => KError::new(defs::SECURITY_TOKEN_INVALID, &[]),
+            // Two requests took the same record at once (one username for two users, one
+            // login state redeemed twice): the later one loses, as it would have a moment later.
+            StoreError::Taken { strategy, key } => {
+                tracing::info!(strategy = %strategy, key = %key, "a concurrent request stored this key first");
+                KError::new(
+                    defs::PLUGIN_STRATEGY_PRECONDITION,
+                    &["Another request took these credentials at the same moment; try again."],
+                )
+            }
             StoreError::Unavailable(msg) => {
                 tracing::warn!("store unavailable: {msg}");
                 KError::new(defs::CORE_STORE_UNAVAILABLE, &[])

@@ -80,6 +80,7 @@ pub fn changes(overlay: &Overlay) -> Vec<Change> {
                 key: key.clone(),
                 value: put.value.clone(),
                 expires_ms: put.ttl_ms.map(|ttl| now.saturating_add(ttl as i64)),
+                insert: put.insert,
             },
             None => Change::KvDelete { strategy: strategy.clone(), key: key.clone() },
         })

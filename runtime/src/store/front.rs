@@ -413,7 +413,13 @@ mod tests {
                 // Every eighth batch inserts a user that exists: it fails, alone.
                 let kuid = if i % 8 == 0 { "taken".to_string() } else { format!("u{i}") };
                 let changes = vec![
-                    Change::KvPut { strategy: "s".into(), key: format!("k{i}"), value: "v".into(), expires_ms: None },
+                    Change::KvPut {
+                        strategy: "s".into(),
+                        key: format!("k{i}"),
+                        value: "v".into(),
+                        expires_ms: None,
+                        insert: false,
+                    },
                     Change::InsertUser { user: user(&kuid), first_admin: false },
                 ];
                 (i, db.commit(changes).await)
@@ -458,13 +464,25 @@ mod tests {
     async fn the_value_cache_follows_every_write() {
         let (_dir, db) = db();
         assert_eq!(db.kv_get("s", "k").await.unwrap(), None);
-        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "1".into(), expires_ms: None }])
-            .await
-            .unwrap();
+        db.commit(vec![Change::KvPut {
+            strategy: "s".into(),
+            key: "k".into(),
+            value: "1".into(),
+            expires_ms: None,
+            insert: false,
+        }])
+        .await
+        .unwrap();
         assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("1"));
-        db.commit(vec![Change::KvPut { strategy: "s".into(), key: "k".into(), value: "2".into(), expires_ms: None }])
-            .await
-            .unwrap();
+        db.commit(vec![Change::KvPut {
+            strategy: "s".into(),
+            key: "k".into(),
+            value: "2".into(),
+            expires_ms: None,
+            insert: false,
+        }])
+        .await
+        .unwrap();
         assert_eq!(db.kv_get("s", "k").await.unwrap().as_deref(), Some("2"));
         assert_eq!(db.kv_get("other", "k").await.unwrap(), None, "namespaced by strategy");
         db.commit(vec![Change::KvDelete { strategy: "s".into(), key: "k".into() }]).await.unwrap();

@@ -23,6 +23,8 @@ pub enum StoreError {
     AdminExists,
     /// A `RevokeToken { refresh: true }` for a token revoked or refreshed already.
     Refreshed,
+    /// A `KvPut { insert: true }` for a key another request stored meanwhile.
+    Taken { strategy: String, key: String },
     /// The database cannot be reached (a shared one restarting, the network): try again.
     Unavailable(String),
     /// Anything else: the backend failed.
@@ -35,6 +37,7 @@ impl std::fmt::Display for StoreError {
             StoreError::UserExists(kuid) => write!(f, "user {kuid} already exists"),
             StoreError::AdminExists => write!(f, "an admin already exists"),
             StoreError::Refreshed => write!(f, "the token was refreshed or revoked already"),
+            StoreError::Taken { strategy, key } => write!(f, "{strategy}'s key {key:?} was stored meanwhile"),
             StoreError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             StoreError::Backend(e) => write!(f, "storage failure: {e}"),
         }
@@ -89,6 +92,8 @@ pub enum Change {
         key: String,
         value: String,
         expires_ms: Option<i64>,
+        /// Only if the key is absent (or expired): else [`StoreError::Taken`].
+        insert: bool,
     },
     KvDelete {
         strategy: String,

@@ -425,13 +425,27 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
             tx.execute("DELETE FROM credential_links WHERE strategy = ?1 AND kuid = ?2", [strategy, kuid])
                 .map_err(backend)?;
         }
-        Change::KvPut { strategy, key, value, expires_ms } => {
+        Change::KvPut { strategy, key, value, expires_ms, insert: false } => {
             tx.execute(
                 "INSERT INTO strategy_kv (strategy, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms",
                 params![strategy, key, value, expires_ms],
             )
             .map_err(backend)?;
+        }
+        Change::KvPut { strategy, key, value, expires_ms, insert: true } => {
+            // Over an expired value only (it reads as absent).
+            let stored = tx
+                .execute(
+                    "INSERT INTO strategy_kv (strategy, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(strategy, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms
+                     WHERE strategy_kv.expires_ms <= ?5",
+                    params![strategy, key, value, expires_ms, super::now_ms()],
+                )
+                .map_err(backend)?;
+            if stored == 0 {
+                return Err(StoreError::Taken { strategy: strategy.clone(), key: key.clone() });
+            }
         }
         Change::KvSweep { now_ms } => {
             // A bounded batch: the writer commits every request's changes, it must not stall.
@@ -541,6 +555,7 @@ mod tests {
                 key: format!("user:{i:05}"),
                 value: "v".into(),
                 expires_ms: None,
+                insert: false,
             })
             .collect();
         db.commit(&keys).unwrap();

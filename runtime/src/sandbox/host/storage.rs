@@ -40,6 +40,10 @@ pub struct Usage {
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
     pub writes: BTreeMap<(String, String), Option<Put>>,
+    /// Keys the request's calls read from the store and found absent. A value written to one
+    /// of them is an insert: the commit fails if another request stored it meanwhile (two
+    /// users taking one username at once, one OAuth state redeemed twice at once).
+    pub absent: BTreeSet<(String, String)>,
 }
 
 /// A value written, and for an expiring key (`set-expiring`) how long it lives once committed.
@@ -47,6 +51,8 @@ pub struct Overlay {
 pub struct Put {
     pub value: String,
     pub ttl_ms: Option<u64>,
+    /// The key was absent when this request read it: commit only if it still is.
+    pub insert: bool,
 }
 
 /// The longest an expiring key may live: a year (longer is what `set` is for).
@@ -115,6 +121,7 @@ impl Storage {
         }
         self.pending_bytes = after;
         self.own_writes.insert(key, added);
+        let value = value.map(|put| Put { insert: self.overlay.absent.contains(&k), ..put });
         self.overlay.writes.insert(k, value);
         Ok(())
     }
@@ -128,8 +135,14 @@ impl Storage {
             return Ok(value.as_ref().map(|p| p.value.clone()));
         }
         let pending = self.backend.get(&self.strategy, key);
-        let _waiting = meter.waits.enter();
-        pending.await.map_err(Into::into)
+        let value = {
+            let _waiting = meter.waits.enter();
+            pending.await?
+        };
+        if value.is_none() {
+            self.overlay.absent.insert(self.overlay_key(key));
+        }
+        Ok(value)
     }
 }
 
@@ -171,7 +184,7 @@ impl StorageView<'_> {
         if usage.bytes + pending_bytes + (key.len() + value.len()) as u64 > limits.max_storage_bytes {
             return Ok(Err(format!("storage is full: {} bytes (limits.max_storage_bytes)", limits.max_storage_bytes)));
         }
-        Ok(s.pend(key, Some(Put { value, ttl_ms })))
+        Ok(s.pend(key, Some(Put { value, ttl_ms, insert: false })))
     }
 }
 

@@ -229,12 +229,25 @@ fn apply(
         Change::Unlink { strategy, kuid } => {
             run("DELETE FROM credential_links WHERE strategy = $1 AND kuid = $2", &[strategy, kuid])?;
         }
-        Change::KvPut { strategy, key, value, expires_ms } => {
+        Change::KvPut { strategy, key, value, expires_ms, insert: false } => {
             run(
                 "INSERT INTO strategy_kv (strategy, key, value, expires_ms) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (strategy, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms",
                 &[strategy, &key.as_bytes(), &value.as_bytes(), expires_ms],
             )?;
+        }
+        Change::KvPut { strategy, key, value, expires_ms, insert: true } => {
+            // Over an expired value only (it reads as absent). Waits for another node's
+            // uncommitted insert of the same key, then loses to it.
+            let stored = run(
+                "INSERT INTO strategy_kv AS r (strategy, key, value, expires_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (strategy, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms
+                 WHERE r.expires_ms <= $5",
+                &[strategy, &key.as_bytes(), &value.as_bytes(), expires_ms, &crate::store::now_ms()],
+            )?;
+            if stored == 0 {
+                return Err(Failed::Store(StoreError::Taken { strategy: strategy.clone(), key: key.clone() }));
+            }
         }
         Change::KvDelete { strategy, key } => {
             run("DELETE FROM strategy_kv WHERE strategy = $1 AND key = $2", &[strategy, &key.as_bytes()])?;
