@@ -350,6 +350,14 @@ BENCH_SECONDS=30 make bench   # longer runs
     print(text)
 
 
+def publish(begin, end, lines):
+    """Closes a section's `lines` (which start with `begin`) with `end`, prints it and writes it
+    into docs/performance.md."""
+    section = "\n".join(lines + ["", end, ""])
+    print(section)
+    write_section(begin, end, section)
+
+
 def write_section(begin, end, section):
     """Puts `section` (which starts with `begin` and ends with `end`) into docs/performance.md:
     in place of the previous one, else before the HTTP load figures, else at the end."""

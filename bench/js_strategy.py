@@ -126,10 +126,7 @@ def main():
     row("peak linear memory of a call", lambda n: f"{max(m['peak'] for m in measured[n]) / 1024:.0f} KiB")
     row("smallest `limits.memory_bytes` an upload accepts it under (its `fields` call)",
         lambda n: f"{floors[n] / 1024:.0f} KiB")
-    lines += ["", END, ""]
-    section = "\n".join(lines)
-    print(section)
-    hb.write_section(BEGIN, END, section)
+    hb.publish(BEGIN, END, lines)
 
 
 if __name__ == "__main__":

@@ -143,10 +143,7 @@ def report(rounds):
         for scenario in ("health", "apikey", "local"):
             lines.append(f"| {i + 1} | {scenario} | {r[('sandgate', scenario)]['rps']:.0f} | {r[('native', scenario)]['rps']:.0f} | "
                          f"{r[('node', scenario)]['rps']:.0f} | {r[('sandgate', scenario)]['non2xx']} |")
-    lines += ["", END, ""]
-    section = "\n".join(lines)
-    print(section)
-    hb.write_section(BEGIN, END, section)
+    hb.publish(BEGIN, END, lines)
 
 
 if __name__ == "__main__":
