@@ -131,7 +131,7 @@ impl App {
     }
 }
 
-pub(super) fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
+fn new_sandbox(config: &Config, store: Arc<Db>, hasher: Arc<PasswordHasher>) -> anyhow::Result<Sandbox> {
     let keep = std::time::Duration::from_millis(config.cache_keep_unused_ms);
     let backends = Backends {
         kv: Arc::new(StrategyStorage(store)),
@@ -221,9 +221,44 @@ pub mod offline {
 
     fn open(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Sandbox)> {
         let (store, _) = open_store(config, "sandgate-cli")?;
-        let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
-        let sandbox = new_sandbox(config, Arc::new(Db::new(store.clone())), hasher)?;
+        let (_, sandbox) = sandbox_on(config, store.clone())?;
         Ok((store, sandbox))
+    }
+
+    /// The server's sandbox over `store`, and the async front it reads through.
+    fn sandbox_on(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<(Arc<Db>, Sandbox)> {
+        let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
+        let db = Arc::new(Db::new(store));
+        let sandbox = new_sandbox(config, db.clone(), hasher)?;
+        Ok((db, sandbox))
+    }
+
+    /// A sandbox like the server's on a data directory thrown away with it (`strategy check`,
+    /// `strategy run`): nothing of the operator's is read or written.
+    pub struct Scratch {
+        pub db: Arc<Db>,
+        pub sandbox: Sandbox,
+        /// Last: removed once the rest is gone.
+        _dir: tempfile::TempDir,
+    }
+
+    /// A [`Scratch`] sandbox for `wasm`, if the upload's size cap admits it.
+    pub fn scratch(config: &Config, wasm: &[u8]) -> anyhow::Result<Scratch> {
+        if wasm.len() > config.max_upload_bytes {
+            anyhow::bail!(
+                "the component is {} bytes, more than the server accepts (server.max_upload_bytes = {})",
+                wasm.len(),
+                config.max_upload_bytes
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let mut config = config.clone();
+        config.data_dir = dir.path().to_path_buf();
+        config.cache_dir = dir.path().join("compiled");
+        config.store.url = None;
+        let (store, _) = open_store(&config, "sandgate-cli")?;
+        let (db, sandbox) = sandbox_on(&config, store)?;
+        Ok(Scratch { db, sandbox, _dir: dir })
     }
 
     /// Validates and compiles (filling the cache), then stores.
@@ -266,11 +301,6 @@ pub mod offline {
         Ok(format!("registered {name} ({hash}), fields: {}", strategy.fields.join(", ")))
     }
 
-    /// What a component over `server.max_upload_bytes` is told, in words.
-    pub fn too_large(size: usize, max: usize) -> String {
-        format!("the component is {size} bytes, more than the server accepts (server.max_upload_bytes = {max})")
-    }
-
     /// `sandgate strategy check`: what uploading `wasm` would answer, without a server: the
     /// upload's own checks, compilation and `fields` call, on a scratch data directory that is
     /// thrown away (nothing of the operator's is read or written).
@@ -281,16 +311,7 @@ pub mod offline {
         limits: &str,
         grants: &Grants,
     ) -> anyhow::Result<String> {
-        if wasm.len() > config.max_upload_bytes {
-            anyhow::bail!("{}", too_large(wasm.len(), config.max_upload_bytes));
-        }
-        let scratch = tempfile::tempdir()?;
-        let mut config = config.clone();
-        config.data_dir = scratch.path().to_path_buf();
-        config.cache_dir = scratch.path().join("compiled");
-        config.store.url = None;
-        let (_, sandbox) = open(&config)?;
-        let strategy = sandbox.prepare("check", wasm, strategy_config, limits, grants, None)?;
+        let strategy = scratch(config, wasm)?.sandbox.prepare("check", wasm, strategy_config, limits, grants, None)?;
         Ok(format!(
             "ok: a sandgate:strategy@{} component, {} bytes, sha256 {}; fields: {}",
             strategy.contract().version(),

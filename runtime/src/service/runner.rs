@@ -23,15 +23,14 @@
 //! or `error` (the Kuzzle error id the server would answer). Every case is checked before any
 //! runs.
 
-use super::app::offline::too_large;
-use super::app::{new_sandbox, open_store};
+use super::app::offline::{Scratch, scratch};
 use super::errors::{call_error, strategy_error};
 use super::strategy::{changes, public_info};
 use crate::config::Config;
 use crate::core::errors::KError;
 use crate::sandbox::bindings::{Login, LoginRequest, StrategyError};
 use crate::sandbox::host::Overlay;
-use crate::sandbox::{CallCtx, CallError, CallReport, Grants, PasswordHasher, Strategy};
+use crate::sandbox::{CallCtx, CallError, CallReport, Grants, Strategy};
 use crate::store::front::Db;
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
@@ -135,18 +134,8 @@ pub fn run(
     limits: &str,
     cases: &[Case],
 ) -> anyhow::Result<(Arc<Strategy>, Vec<Ran>)> {
-    let scratch = tempfile::tempdir()?;
-    let mut config = config.clone();
-    config.data_dir = scratch.path().to_path_buf();
-    config.cache_dir = scratch.path().join("compiled");
-    config.store.url = None;
-    let (store, _) = open_store(&config, "sandgate-run")?;
-    let db = Arc::new(Db::new(store));
-    let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
-    let sandbox = new_sandbox(&config, db.clone(), hasher)?;
-    if wasm.len() > config.max_upload_bytes {
-        bail!("{}", too_large(wasm.len(), config.max_upload_bytes));
-    }
+    let work: Scratch = scratch(config, wasm)?;
+    let (db, sandbox) = (&work.db, &work.sandbox);
     // One call at a time, each admitted once the previous one's aftercare (its Store dropped,
     // the next fresh instance built) is done: every call after the first finds a fresh
     // instance ready, as on a server between requests; the first builds its own.
@@ -158,7 +147,7 @@ pub fn run(
     let ran = runtime.block_on(async {
         let mut ran = Vec::with_capacity(cases.len());
         for case in cases {
-            ran.push(one(&sandbox, &db, &strategy, case).await?);
+            ran.push(one(sandbox, db, &strategy, case).await?);
         }
         anyhow::Ok(ran)
     })?;
