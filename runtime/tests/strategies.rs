@@ -216,22 +216,35 @@ fn the_template_and_the_python_strategy_log_users_in() {
     // The Python strategy (componentize-py) passes the same login checks as the Rust local.
     let info = s.register(&admin, "pylocal", "python_local", "");
     assert_eq!(info["fields"], json!(["username", "password"]));
-    s.user_with(&admin, "bob", json!({ "pylocal": { "username": "bob", "password": "pw-bob" } }));
+    local_login_checks(&s, &admin, "pylocal");
+}
+
+/// What every `local` (Rust, Python, JavaScript) answers alike, for the strategy registered as
+/// `name`: a login (with `expiresIn`), a wrong password and an unknown user given the same
+/// error for one host hash each, a taken username refused with 412.
+fn local_login_checks(s: &TestServer, admin: &str, name: &str) {
+    s.user_with(admin, "bob", json!({ name: { "username": "bob", "password": "pw-bob" } }));
     let (status, login) =
-        s.post("/_login/pylocal?expiresIn=2h", json!({ "username": "bob", "password": "pw-bob" }), None);
+        s.post(&format!("/_login/{name}?expiresIn=2h"), json!({ "username": "bob", "password": "pw-bob" }), None);
     assert_eq!(
         (status, login["result"]["_id"].as_str(), login["result"]["ttl"].as_i64()),
         (200, Some("bob"), Some(7_200_000))
     );
-    let wrong = s.post("/_login/pylocal", json!({ "username": "bob", "password": "nope" }), None);
-    let unknown = s.post("/_login/pylocal", json!({ "username": "ghost", "password": "nope" }), None);
+    let hashed = |body: Value| {
+        let before = s.app.hasher.computed();
+        let got = s.post(&format!("/_login/{name}"), body, None);
+        (got, s.app.hasher.computed() - before)
+    };
+    let (wrong, wrong_hashes) = hashed(json!({ "username": "bob", "password": "nope" }));
+    let (unknown, unknown_hashes) = hashed(json!({ "username": "ghost", "password": "nope" }));
     assert_error(&wrong, 401, "plugin.strategy.missing_user");
     assert_eq!(wrong.1["error"], unknown.1["error"]);
     assert_eq!(wrong.1["error"]["message"], "wrong username or password");
+    assert_eq!((wrong_hashes, unknown_hashes), (1, 1));
     let taken = s.post(
         "/users/carl/_create",
-        json!({ "content": { "profileIds": ["default"] }, "credentials": { "pylocal": { "username": "bob", "password": "x" } } }),
-        Some(&admin),
+        json!({ "content": { "profileIds": ["default"] }, "credentials": { name: { "username": "bob", "password": "x" } } }),
+        Some(admin),
     );
     assert_error(&taken, 412, "plugin.strategy.precondition");
     assert_eq!(taken.1["error"]["message"], "Login \"bob\" is already used.");
@@ -357,34 +370,9 @@ fn the_javascript_strategy_passes_the_local_login_checks() {
     let info = s.register(&admin, "jslocal", "js_local", "");
     assert_eq!(info["fields"], json!(["username", "password"]));
     assert_eq!(info["contract"], "0.2.0");
-    s.user_with(&admin, "bob", json!({ "jslocal": { "username": "bob", "password": "pw-bob" } }));
-    let (status, login) =
-        s.post("/_login/jslocal?expiresIn=2h", json!({ "username": "bob", "password": "pw-bob" }), None);
-    assert_eq!(
-        (status, login["result"]["_id"].as_str(), login["result"]["ttl"].as_i64()),
-        (200, Some("bob"), Some(7_200_000))
-    );
-    // A wrong password and an unknown user: the same error, and the same host hash each.
-    let hashed = |body: Value| {
-        let before = s.app.hasher.computed();
-        let got = s.post("/_login/jslocal", body, None);
-        (got, s.app.hasher.computed() - before)
-    };
-    let (wrong, wrong_hashes) = hashed(json!({ "username": "bob", "password": "nope" }));
-    let (unknown, unknown_hashes) = hashed(json!({ "username": "ghost", "password": "nope" }));
-    assert_error(&wrong, 401, "plugin.strategy.missing_user");
-    assert_eq!(wrong.1["error"], unknown.1["error"]);
-    assert_eq!(wrong.1["error"]["message"], "wrong username or password");
-    assert_eq!((wrong_hashes, unknown_hashes), (1, 1));
+    local_login_checks(&s, &admin, "jslocal");
     // The query string works as passport-local's does.
     assert_eq!(s.post("/_login/jslocal?username=bob&password=pw-bob", json!({}), None).0, 200);
-    let taken = s.post(
-        "/users/carl/_create",
-        json!({ "content": { "profileIds": ["default"] }, "credentials": { "jslocal": { "username": "bob", "password": "x" } } }),
-        Some(&admin),
-    );
-    assert_error(&taken, 412, "plugin.strategy.precondition");
-    assert_eq!(taken.1["error"]["message"], "Login \"bob\" is already used.");
     // The credentials actions: get, update (the old password then refused), delete.
     let (status, got) = s.get("/credentials/jslocal/bob", Some(&admin));
     assert_eq!((status, &got["result"]), (200, &json!({ "kuid": "bob", "username": "bob" })), "{got}");
