@@ -7,7 +7,7 @@ mod common;
 use common::postgres::Pg;
 use sandgate::store::postgres::Postgres;
 use sandgate::store::sqlite::Sqlite;
-use sandgate::store::{Change, KvUsage, Store, StoreError, User};
+use sandgate::store::{Change, Doc, KvUsage, Store, StoreError, User};
 use serde_json::json;
 
 fn user(kuid: &str, profiles: &[&str]) -> User {
@@ -153,5 +153,33 @@ fn an_insert_fails_if_the_key_was_stored_meanwhile() {
         // A plain put overwrites whatever is there.
         db.commit(&[put("s", "user:bob", "third")]).unwrap();
         assert_eq!(db.kv_get("s", "user:bob").unwrap().as_deref(), Some("third"));
+    });
+}
+
+#[test]
+fn security_documents_by_kind_inserted_once_and_users_paged_in_byte_order() {
+    on_both(|db| {
+        let doc =
+            |kind, id: &str, body: &str, insert| Change::PutDoc { kind, id: id.into(), body: body.into(), insert };
+        db.commit(&[doc(Doc::Role, "r", "{\"a\":1}", true), doc(Doc::Profile, "r", "{\"b\":2}", true)]).unwrap();
+        let err = db.commit(&[doc(Doc::Role, "r", "{}", true)]).unwrap_err();
+        assert!(matches!(err, StoreError::DocExists { ref kind, ref id } if kind == "role" && id == "r"), "{err}");
+        db.commit(&[doc(Doc::Role, "r", "{\"a\":3}", false), doc(Doc::Role, "Z", "{}", true)]).unwrap();
+        assert_eq!(db.docs(Doc::Role).unwrap(), vec![("Z".into(), "{}".into()), ("r".into(), "{\"a\":3}".into())]);
+        assert_eq!(db.docs(Doc::Profile).unwrap(), vec![("r".into(), "{\"b\":2}".into())], "kinds apart");
+        assert!(db.docs(Doc::ApiKey).unwrap().is_empty());
+        db.commit(&[Change::DeleteDoc { kind: Doc::Role, id: "r".into() }]).unwrap();
+        assert_eq!(db.docs(Doc::Role).unwrap().len(), 1);
+        assert_eq!(db.docs(Doc::Profile).unwrap().len(), 1);
+        // Users, a page at a time, in byte order whatever the database's locale.
+        let kuids = ["b", "a", "B", "é", "a-1"];
+        let inserts: Vec<Change> =
+            kuids.iter().map(|k| Change::InsertUser { user: user(k, &["default"]), first_admin: false }).collect();
+        db.commit(&inserts).unwrap();
+        let page = |after: &str| db.users_after(after, 2).unwrap().into_iter().map(|u| u.kuid).collect::<Vec<_>>();
+        assert_eq!(page(""), vec!["B", "a"]);
+        assert_eq!(page("a"), vec!["a-1", "b"]);
+        assert_eq!(page("b"), vec!["é"]);
+        assert!(page("é").is_empty());
     });
 }

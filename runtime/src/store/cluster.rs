@@ -6,7 +6,7 @@
 //! A notice is small: it names what changed, never carries a secret or a component. A node
 //! that receives it drops its copy and reads again, or applies the revocation it carries.
 
-use super::{Change, Result};
+use super::{Change, Doc, Result};
 use serde::{Deserialize, Serialize};
 
 /// PostgreSQL's limit on a notification payload is 8000 bytes; past this, a notice becomes
@@ -26,6 +26,8 @@ pub enum Notice {
     RevokeUser { kuid: String, cutoff_ms: i64 },
     /// An uploaded strategy was registered, replaced or removed.
     Strategy { name: String },
+    /// A role or a profile changed: every node reads the rights again.
+    Rights,
     /// A login failure counter (soft lock), as the database holds it now.
     Failures { id: String, count: u32, locked_until_ms: Option<i64> },
     /// A login succeeded: the counter is gone.
@@ -51,9 +53,15 @@ impl Notice {
             Change::RevokeUser { kuid, cutoff_ms } => Notice::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms },
             Change::PutStrategy(s) => Notice::Strategy { name: s.name.clone() },
             Change::DeleteStrategy(name) => Notice::Strategy { name: name.clone() },
+            Change::PutDoc { kind: Doc::Role | Doc::Profile, .. }
+            | Change::DeleteDoc { kind: Doc::Role | Doc::Profile, .. } => Notice::Rights,
             // Expired keys read as absent already and are never cached; the token secret is
-            // read once at start-up.
-            Change::KvSweep { .. } | Change::SetMeta { .. } => return None,
+            // read once at start-up; API keys are read when asked for (a deleted one is also
+            // a revoked token, which has its notice).
+            Change::KvSweep { .. }
+            | Change::SetMeta { .. }
+            | Change::PutDoc { kind: Doc::ApiKey, .. }
+            | Change::DeleteDoc { kind: Doc::ApiKey, .. } => return None,
         })
     }
 

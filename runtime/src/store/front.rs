@@ -386,6 +386,12 @@ mod tests {
         fn meta_get(&self, key: &str) -> Result<Option<String>> {
             self.0.meta_get(key)
         }
+        fn docs(&self, kind: crate::store::Doc) -> Result<Vec<(String, String)>> {
+            self.0.docs(kind)
+        }
+        fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>> {
+            self.0.users_after(after, limit)
+        }
         fn strategies(&self) -> Result<Vec<crate::store::StoredStrategy>> {
             self.0.strategies()
         }

@@ -25,6 +25,8 @@ pub enum StoreError {
     Refreshed,
     /// A `KvPut { insert: true }` for a key another request stored meanwhile.
     Taken { strategy: String, key: String },
+    /// A `PutDoc { insert: true }` for a document that exists.
+    DocExists { kind: String, id: String },
     /// The database cannot be reached (a shared one restarting, the network): try again.
     Unavailable(String),
     /// Anything else: the backend failed.
@@ -38,6 +40,7 @@ impl std::fmt::Display for StoreError {
             StoreError::AdminExists => write!(f, "an admin already exists"),
             StoreError::Refreshed => write!(f, "the token was refreshed or revoked already"),
             StoreError::Taken { strategy, key } => write!(f, "{strategy}'s key {key:?} was stored meanwhile"),
+            StoreError::DocExists { kind, id } => write!(f, "{kind} {id} already exists"),
             StoreError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             StoreError::Backend(e) => write!(f, "storage failure: {e}"),
         }
@@ -122,6 +125,18 @@ pub enum Change {
         key: String,
         value: String,
     },
+    /// Writes a security document (see [`Doc`]): its body, JSON text.
+    PutDoc {
+        kind: Doc,
+        id: String,
+        body: String,
+        /// Only if it does not exist: else [`StoreError::DocExists`].
+        insert: bool,
+    },
+    DeleteDoc {
+        kind: Doc,
+        id: String,
+    },
     /// Registers (or replaces) an uploaded strategy.
     PutStrategy(StoredStrategy),
     DeleteStrategy(String),
@@ -146,6 +161,27 @@ pub struct StoredStrategy {
     pub registered_at_ms: i64,
     /// What its `fields` answered when it was accepted (`None` for rows from before v4).
     pub fields: Option<Vec<String>>,
+}
+
+/// The kinds of security documents: small JSON bodies the server reads whole (roles and
+/// profiles, kept in memory) or per user (API keys, whose tokens are never stored: only
+/// their fingerprint and their `jti`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Doc {
+    Role,
+    Profile,
+    ApiKey,
+}
+
+impl Doc {
+    /// Its name in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            Doc::Role => "role",
+            Doc::Profile => "profile",
+            Doc::ApiKey => "api-key",
+        }
+    }
 }
 
 /// The revocation state, loaded once at start-up and kept in memory afterwards.
@@ -194,6 +230,10 @@ pub trait Store: Send + Sync + 'static {
     fn kv_usage(&self, strategy: &str) -> Result<KvUsage>;
 
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    /// Every document of a kind, `(id, body)`, by id.
+    fn docs(&self, kind: Doc) -> Result<Vec<(String, String)>>;
+    /// Users in kuid order, after `after` (`""`: from the first), at most `limit`.
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>>;
     /// Every uploaded strategy, by name.
     fn strategies(&self) -> Result<Vec<StoredStrategy>>;
     /// Every uploaded strategy's name, hash and registration time, without the components

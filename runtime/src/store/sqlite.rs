@@ -4,7 +4,7 @@
 //!
 //! One writer connection, a few reader connections: WAL lets readers run while a write commits.
 
-use super::{Change, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
+use super::{Change, Doc, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -91,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX strategy_kv_expiry ON strategy_kv(expires_ms) WHERE expires_ms IS NOT NULL;
     ALTER TABLE strategy_modules ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE strategy_modules ADD COLUMN provision TEXT NOT NULL DEFAULT '{}';
+    "#,
+    // 6: security documents: roles, profiles, API keys (their fingerprints, never the keys).
+    r#"
+    CREATE TABLE security_docs (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
     "#,
 ];
 
@@ -247,6 +256,21 @@ impl Store for Sqlite {
     fn meta_get(&self, key: &str) -> Result<Option<String>> {
         self.read(|c| {
             c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()
+        })
+    }
+
+    fn docs(&self, kind: Doc) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT id, body FROM security_docs WHERE kind = ?1 ORDER BY id")?;
+            stmt.query_map([kind.name()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT kuid, content FROM users WHERE kuid > ?1 ORDER BY kuid LIMIT ?2")?;
+            stmt.query_map(params![after, limit], |r| decode_user(r.get(0)?, r.get(1)?))?.collect()
         })
     }
 
@@ -510,6 +534,20 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
         }
         Change::DeleteStrategy(name) => {
             tx.execute("DELETE FROM strategy_modules WHERE name = ?1", [name]).map_err(backend)?;
+        }
+        Change::PutDoc { kind, id, body, insert } => {
+            let sql = if *insert {
+                "INSERT INTO security_docs (kind, id, body) VALUES (?1, ?2, ?3) ON CONFLICT(kind, id) DO NOTHING"
+            } else {
+                "INSERT INTO security_docs (kind, id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body"
+            };
+            if tx.execute(sql, params![kind.name(), id, body]).map_err(backend)? == 0 {
+                return Err(StoreError::DocExists { kind: kind.name().into(), id: id.clone() });
+            }
+        }
+        Change::DeleteDoc { kind, id } => {
+            tx.execute("DELETE FROM security_docs WHERE kind = ?1 AND id = ?2", [kind.name(), id]).map_err(backend)?;
         }
         Change::SetMeta { key, value } => {
             tx.execute(

@@ -18,7 +18,7 @@ pub mod schema;
 mod shared;
 
 use super::cluster::{Envelope, Notice};
-use super::{Change, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
+use super::{Change, Doc, KvEntry, KvUsage, Result, Revocations, Store, StoreError, StoredStrategy, User};
 use conn::{Conn, Manager, Suspicion, notify, prepared, retryable, unavailable_or_backend};
 use postgres::{GenericClient, Statement, types::ToSql};
 use serde_json::{Map, Value};
@@ -309,6 +309,25 @@ fn apply(
         Change::DeleteStrategy(name) => {
             run("DELETE FROM strategy_modules WHERE name = $1", &[name])?;
         }
+        Change::PutDoc { kind, id, body, insert: true } => {
+            let stored = run(
+                "INSERT INTO security_docs (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO NOTHING",
+                &[&kind.name(), id, body],
+            )?;
+            if stored == 0 {
+                return Err(Failed::Store(StoreError::DocExists { kind: kind.name().into(), id: id.clone() }));
+            }
+        }
+        Change::PutDoc { kind, id, body, insert: false } => {
+            run(
+                "INSERT INTO security_docs (kind, id, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+                &[&kind.name(), id, body],
+            )?;
+        }
+        Change::DeleteDoc { kind, id } => {
+            run("DELETE FROM security_docs WHERE kind = $1 AND id = $2", &[&kind.name(), id])?;
+        }
         Change::SetMeta { key, value } => {
             run(
                 "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -438,6 +457,24 @@ impl Store for Postgres {
             c.query("SELECT value FROM meta WHERE key = $1", &[&key])
         })?;
         rows.first().map(|r| r.get(0)).ok_or_else(|| StoreError::Backend(format!("meta {key} vanished")))
+    }
+
+    fn docs(&self, kind: Doc) -> Result<Vec<(String, String)>> {
+        let rows = self.read(|c| {
+            c.query("SELECT id, body FROM security_docs WHERE kind = $1 ORDER BY id COLLATE \"C\"", &[&kind.name()])
+        })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>> {
+        let rows = self.read(|c| {
+            c.query(
+                // Byte order, as SQLite's: the same pages whatever the database's locale.
+                "SELECT kuid, content FROM users WHERE kuid COLLATE \"C\" > $1 ORDER BY kuid COLLATE \"C\" LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
+        })?;
+        rows.iter().map(|r| decode_user(r.get(0), r.get(1))).collect()
     }
 
     fn strategies(&self) -> Result<Vec<StoredStrategy>> {

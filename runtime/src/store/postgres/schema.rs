@@ -85,6 +85,15 @@ pub const MIGRATIONS: &[&str] = &[
         locked_until_ms BIGINT
     );
     "#,
+    // 2: security documents: roles, profiles, API keys (their fingerprints, never the keys).
+    r#"
+    CREATE TABLE security_docs (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    "#,
 ];
 
 /// The advisory lock migrations hold (any number: Sandgate's).
