@@ -64,6 +64,8 @@ pub struct TokensSection {
     /// `-1`: no maximum.
     pub max_ttl: Duration,
     pub grace_period: Duration,
+    /// The longest an API key may live (Kuzzle's `security.apiKey.maxTTL`); `-1`: no maximum.
+    pub api_key_max_ttl: Duration,
 }
 
 impl Default for TokensSection {
@@ -75,6 +77,7 @@ impl Default for TokensSection {
             expires_in: Duration::Text("1h".into()),
             max_ttl: Duration::Ms(-1),
             grace_period: Duration::Ms(1000),
+            api_key_max_ttl: Duration::Ms(-1),
         }
     }
 }
@@ -118,6 +121,21 @@ pub struct FileConfig {
     pub login: LoginLimits,
     pub outbound: OutboundSection,
     pub store: StoreSection,
+    pub security: SecuritySection,
+}
+
+/// `[security]`: Kuzzle's `security.*` settings that are not about tokens.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// The profiles `security:createRestrictedUser` gives.
+    pub restricted_profile_ids: Vec<String>,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection { restricted_profile_ids: vec!["default".into()] }
+    }
 }
 
 /// `[store]`: where a node keeps everything. No `url`: the embedded SQLite file in the data
@@ -179,6 +197,8 @@ pub struct Config {
     pub compiler: crate::sandbox::compile::Compiler,
     pub outbound: OutboundSection,
     pub store: StoreSettings,
+    /// The profiles `security:createRestrictedUser` gives (`[security]`).
+    pub restricted_profile_ids: Vec<String>,
 }
 
 /// What the command line / environment said (highest precedence).
@@ -232,6 +252,13 @@ impl Config {
         if max_ttl > -1.0 && (default_ttl == -1.0 || default_ttl > max_ttl) {
             return Err("tokens.expires_in: exceeds tokens.max_ttl".into());
         }
+        let api_key_max_ttl = t.api_key_max_ttl.millis("tokens.api_key_max_ttl")?;
+        if api_key_max_ttl < -1.0 || (api_key_max_ttl > -1.0 && api_key_max_ttl < 1000.0) {
+            return Err("tokens.api_key_max_ttl: must be -1 (no maximum) or at least 1s".into());
+        }
+        if file.security.restricted_profile_ids.is_empty() {
+            return Err("security.restricted_profile_ids: give at least one profile".into());
+        }
         let grace = t.grace_period.millis("tokens.grace_period")?;
         if grace < 0.0 {
             return Err("tokens.grace_period: must not be negative".into());
@@ -273,7 +300,9 @@ impl Config {
                 default_ttl_ms: default_ttl as i64,
                 max_ttl_ms: max_ttl as i64,
                 grace_period_ms: grace as i64,
+                api_key_max_ttl_ms: api_key_max_ttl as i64,
             },
+            restricted_profile_ids: file.security.restricted_profile_ids.clone(),
             limits: file.limits,
             argon2: file.argon2,
             login: file.login,

@@ -196,11 +196,93 @@ pub mod defs {
         code: 117506052,
         template: "expiresIn value exceeds maximum allowed value",
     };
+    pub const SECURITY_TOKEN_INVALID_EXPIRATION: Def = Def {
+        id: "security.token.invalid_expiration",
+        status: 400,
+        code: 117506057,
+        template: "Token can not be created with this expiration time: %s",
+    };
+    pub const API_PROCESS_TOO_MANY_REQUESTS: Def = Def {
+        id: "api.process.too_many_requests",
+        status: 429,
+        code: 33685512,
+        template: "Rejected: requests rate limit exceeded for this user.",
+    };
+    pub const SERVICES_STORAGE_NOT_FOUND: Def = Def {
+        id: "services.storage.not_found",
+        status: 404,
+        code: 16842763,
+        template: r#"Document "%s" not found in "%s":"%s"."#,
+    };
+    pub const SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS: Def = Def {
+        id: "services.storage.document_already_exists",
+        status: 400,
+        code: 0x0101_0011,
+        template: "Document already exists.",
+    };
+    pub const SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED: Def = Def {
+        id: "services.storage.write_limit_exceeded",
+        status: 413,
+        code: 0x0101_0004,
+        template: "The number of documents edited by this request exceeds the configured server limit.",
+    };
+    pub const SECURITY_ROLE_NOT_FOUND: Def =
+        Def { id: "security.role.not_found", status: 404, code: 117768193, template: r#"Role "%s" not found."# };
+    pub const SECURITY_ROLE_LOGIN_REQUIRED: Def = Def {
+        id: "security.role.login_required",
+        status: 400,
+        code: 117768194,
+        template: r#"Cannot remove the "login" action from the anonymous role."#,
+    };
+    pub const SECURITY_ROLE_CANNOT_DELETE: Def = Def {
+        id: "security.role.cannot_delete",
+        status: 400,
+        code: 117768195,
+        template: "The following roles are protected and cannot be deleted: anonymous, default, admin",
+    };
+    pub const SECURITY_ROLE_IN_USE: Def = Def {
+        id: "security.role.in_use",
+        status: 412,
+        code: 117768196,
+        template: r#"The role "%s" is still used and cannot be deleted."#,
+    };
+    pub const SECURITY_ROLE_UNKNOWN_CONTROLLER: Def = Def {
+        id: "security.role.unknown_controller",
+        status: 400,
+        code: 117768201,
+        template: "Trying to set role %s with a non-existing controller '%s'. %s",
+    };
+    pub const SECURITY_ROLE_UNKNOWN_ACTION: Def = Def {
+        id: "security.role.unknown_action",
+        status: 400,
+        code: 117768202,
+        template: "Trying to set role %s with a non-existing action '%s' in controller '%s'. %s",
+    };
+    pub const SECURITY_PROFILE_NOT_FOUND: Def =
+        Def { id: "security.profile.not_found", status: 404, code: 117833729, template: r#"Profile "%s" not found."# };
+    pub const SECURITY_PROFILE_CANNOT_DELETE: Def = Def {
+        id: "security.profile.cannot_delete",
+        status: 400,
+        code: 117833730,
+        template: "The following profiles are protected and cannot be deleted: anonymous, default, admin",
+    };
+    pub const SECURITY_PROFILE_IN_USE: Def = Def {
+        id: "security.profile.in_use",
+        status: 412,
+        code: 117833731,
+        template: r#"The profile "%s" is still used and cannot be deleted."#,
+    };
+    pub const SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE: Def = Def {
+        id: "security.profile.missing_anonymous_role",
+        status: 400,
+        code: 117833733,
+        template: "The anonymous profile must include the anonymous role",
+    };
     pub const SECURITY_TOKEN_REFRESH_FORBIDDEN: Def = Def {
         id: "security.token.refresh_forbidden",
         status: 401,
         code: 117506056,
-        template: "Token cannot be refreshed.",
+        template: "%s cannot be refreshed.",
     };
     pub const SECURITY_TOKEN_VERIFICATION_ERROR: Def = Def {
         id: "security.token.verification_error",

@@ -22,6 +22,22 @@ pub fn uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
+/// The longest document id (a role, a profile, an API key), in bytes: Kuzzle's own limit, an
+/// Elasticsearch document id.
+const MAX_DOCUMENT_ID_BYTES: usize = 512;
+
+/// An id an administrator gives a role, a profile or an API key: not empty, at most 512 bytes,
+/// no NUL (PostgreSQL's text cannot hold one), not starting with `_` (the routes' own words).
+pub fn check_document_id(id: &str) -> Result<(), crate::core::errors::KError> {
+    if id.is_empty() || id.len() > MAX_DOCUMENT_ID_BYTES || id.contains('\0') || id.starts_with('_') {
+        return Err(crate::core::errors::KError::new(
+            crate::core::errors::defs::API_ASSERT_INVALID_ARGUMENT,
+            &["_id", "a non-empty id of at most 512 bytes, not starting with _, without NUL characters"],
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -32,5 +48,15 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "RFC 4122 variant: {u}");
         assert_ne!(u, super::uuid());
+    }
+
+    #[test]
+    fn document_ids() {
+        for ok in ["reader", "a b", "é", &"x".repeat(512)] {
+            assert!(super::check_document_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "_mGet", "a\0b", &"x".repeat(513)] {
+            assert!(super::check_document_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -52,6 +52,10 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     pub jti: String,
+    /// What the token is, when it is not an ordinary session token: `"api-key"` or
+    /// `"single-use"`. Signed with the rest, so a session token cannot pass for another kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Claims {
@@ -128,7 +132,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: Option<i64>) -> Claims {
-        Claims { kuid: "alice".into(), iat: 1_000, exp, jti: "1000000-abc".into() }
+        Claims { kuid: "alice".into(), iat: 1_000, exp, jti: "1000000-abc".into(), kind: None }
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct TokenSettings {
     pub max_ttl_ms: i64,
     /// How long a refreshed token stays valid.
     pub grace_period_ms: i64,
+    /// The longest an API key may live; `-1`: no maximum.
+    pub api_key_max_ttl_ms: i64,
 }
 
 /// A freshly issued token and what login answers about it.
@@ -86,6 +88,33 @@ pub struct Issued {
     pub ttl: i64,
 }
 
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A login's token (`kauth-`).
+    Session,
+    /// An API key (`kapikey-`): it survives logouts and `revokeTokens`; only its deletion
+    /// (or its user's) ends it.
+    ApiKey,
+    /// `auth:createToken` with `singleUse`: the first request that uses it uses it up.
+    SingleUse,
+}
+
+impl Kind {
+    fn claim(self) -> Option<String> {
+        match self {
+            Kind::Session => None,
+            Kind::ApiKey => Some(API_KEY.into()),
+            Kind::SingleUse => Some(SINGLE_USE.into()),
+        }
+    }
+}
+
+const API_KEY: &str = "api-key";
+const SINGLE_USE: &str = "single-use";
+/// What an API key starts with (a session token starts with `kauth-`).
+pub const API_KEY_PREFIX: &str = "kapikey-";
+
 /// A token that checked out.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -94,6 +123,7 @@ pub struct Session {
     pub issued_ms: i64,
     /// Epoch milliseconds, `-1` when infinite.
     pub expires_at: i64,
+    pub kind: Kind,
 }
 
 #[derive(Default)]
@@ -142,6 +172,11 @@ impl Tokens {
     /// Signs a token for `kuid`. Never issues a token at or before the user's cut-off, so a
     /// login right after a global logout is not void at birth.
     pub fn issue(&self, kuid: &str, ttl: Ttl) -> Issued {
+        self.issue_kind(kuid, ttl, Kind::Session)
+    }
+
+    /// Signs a token of a given kind (an API key carries the `kapikey-` prefix).
+    pub fn issue_kind(&self, kuid: &str, ttl: Ttl, kind: Kind) -> Issued {
         let mut issued_ms = now_ms();
         if let Some(cutoff) = self.revoked.read().unwrap_or_else(|p| p.into_inner()).users.get(kuid) {
             issued_ms = issued_ms.max(cutoff + 1);
@@ -154,14 +189,32 @@ impl Tokens {
             // Rounded up: the token never dies before the `expiresAt` we announce.
             Ttl::Ms(ms) => (Some((issued_ms + ms + 999).div_euclid(1000)), issued_ms + ms, ms),
         };
-        let claims = Claims { kuid: kuid.to_string(), iat: issued_ms.div_euclid(1000), exp, jti };
-        Issued { kuid: kuid.to_string(), token: self.codec.sign(&claims), expires_at, ttl: ttl_ms }
+        let claims = Claims { kuid: kuid.to_string(), iat: issued_ms.div_euclid(1000), exp, jti, kind: kind.claim() };
+        let mut token = self.codec.sign(&claims);
+        if kind == Kind::ApiKey {
+            token = format!("{API_KEY_PREFIX}{}", &token[jwt::PREFIX.len()..]);
+        }
+        Issued { kuid: kuid.to_string(), token, expires_at, ttl: ttl_ms }
     }
 
     /// Checks signature, expiry and revocation. In memory only.
     pub fn check(&self, token: &str) -> Result<Session, VerifyError> {
         let now = now_ms();
-        let claims = self.codec.verify(token, now.div_euclid(1000))?;
+        // Both prefixes are checked as one (the codecs know `kauth-`); the kind signed inside
+        // must match the prefix shown.
+        let (claims, api_key) = match token.strip_prefix(API_KEY_PREFIX) {
+            Some(rest) => (self.codec.verify(&format!("{}{rest}", jwt::PREFIX), now.div_euclid(1000))?, true),
+            None => (self.codec.verify(token, now.div_euclid(1000))?, false),
+        };
+        let kind = match claims.kind.as_deref() {
+            None => Kind::Session,
+            Some(API_KEY) => Kind::ApiKey,
+            Some(SINGLE_USE) => Kind::SingleUse,
+            Some(_) => return Err(VerifyError::Invalid),
+        };
+        if api_key != (kind == Kind::ApiKey) {
+            return Err(VerifyError::Invalid);
+        }
         let issued_ms =
             claims.jti.split_once('-').and_then(|(ms, _)| ms.parse::<i64>().ok()).ok_or(VerifyError::Invalid)?;
         let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
@@ -170,13 +223,15 @@ impl Tokens {
         {
             return Err(VerifyError::Invalid);
         }
+        // "Every token of this user" (global logout, revokeTokens) keeps the API keys.
         if let Some(cutoff) = state.users.get(&claims.kuid)
             && issued_ms <= *cutoff
+            && kind != Kind::ApiKey
         {
             return Err(VerifyError::Invalid);
         }
         let expires_at = claims.exp.map_or(-1, |exp| exp * 1000);
-        Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at })
+        Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at, kind })
     }
 
     /// The right to refresh this token, once: `None` if it was refreshed (or revoked) already
@@ -259,6 +314,7 @@ mod tests {
             default_ttl_ms: 3_600_000,
             max_ttl_ms: -1,
             grace_period_ms: 1000,
+            api_key_max_ttl_ms: -1,
         };
         (Tokens::new(settings, b"0123456789abcdef0123456789abcdef", &store).unwrap(), dir)
     }
@@ -276,5 +332,26 @@ mod tests {
         let other = tokens.check(&tokens.issue("bob", Ttl::Ms(60_000)).token).unwrap();
         drop(tokens.claim_refresh(&other).unwrap());
         assert!(tokens.claim_refresh(&other).is_some());
+    }
+
+    #[test]
+    fn kinds_are_signed_and_api_keys_survive_the_users_cutoff() {
+        let (tokens, _dir) = tokens();
+        let key = tokens.issue_kind("alice", Ttl::Infinite, Kind::ApiKey).token;
+        assert!(key.starts_with(API_KEY_PREFIX));
+        assert_eq!(tokens.check(&key).unwrap().kind, Kind::ApiKey);
+        let session = tokens.issue("alice", Ttl::Ms(60_000)).token;
+        let once = tokens.issue_kind("alice", Ttl::Ms(60_000), Kind::SingleUse).token;
+        assert_eq!(tokens.check(&once).unwrap().kind, Kind::SingleUse);
+        // The prefix is not signed; the kind inside is: neither passes for the other.
+        let as_key = format!("{API_KEY_PREFIX}{}", &session["kauth-".len()..]);
+        assert_eq!(tokens.check(&as_key).unwrap_err(), VerifyError::Invalid);
+        let as_session = format!("kauth-{}", &key[API_KEY_PREFIX.len()..]);
+        assert_eq!(tokens.check(&as_session).unwrap_err(), VerifyError::Invalid);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        tokens.apply(&[Tokens::revoke_user_change("alice")]);
+        assert!(tokens.check(&session).is_err(), "global logout ends sessions");
+        assert!(tokens.check(&once).is_err());
+        assert!(tokens.check(&key).is_ok(), "and keeps API keys");
     }
 }

@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn local_and_public_round_trip_and_refuse_forgeries() {
-        let claims = Claims { kuid: "alice".into(), iat: 10, exp: Some(20), jti: "10000-x".into() };
+        let claims = Claims { kuid: "alice".into(), iat: 10, exp: Some(20), jti: "10000-x".into(), kind: None };
         for (make, header) in
             [(Paseto::local as fn(&[u8]) -> Paseto, "kauth-v4.local."), (Paseto::public, "kauth-v4.public.")]
         {
