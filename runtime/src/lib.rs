@@ -18,6 +18,7 @@ pub mod config;
 pub mod controllers;
 pub mod core;
 pub mod protocol;
+pub mod rights;
 pub mod sandbox;
 pub mod service;
 pub mod store;

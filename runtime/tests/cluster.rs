@@ -394,3 +394,36 @@ fn one_username_taken_on_both_nodes_at_once_goes_to_one_user() {
         }
     }
 }
+
+#[test]
+fn roles_profiles_and_api_keys_follow_on_the_other_node() {
+    let (_pg, a, b) = two_nodes("");
+    let admin = a.admin();
+    let role = json!({ "controllers": { "security": { "actions": { "getUser": true } },
+                                        "auth": { "actions": { "createApiKey": true, "getCurrentUser": true } } } });
+    assert_eq!(a.post("/roles/reader/_create", role, Some(&admin)).0, 200);
+    assert_eq!(
+        a.post("/profiles/readers/_create", json!({ "policies": [{ "roleId": "reader" }] }), Some(&admin)).0,
+        200
+    );
+    let (status, body) = a.post(
+        "/users/bob/_create",
+        json!({ "content": { "profileIds": ["readers"] }, "credentials": { "local": { "username": "bob", "password": "pw" } } }),
+        Some(&admin),
+    );
+    assert_eq!(status, 200, "{body}");
+    let bob = b.token("bob", "pw");
+    within(SECOND, "the role created on A allows on B", || b.get("/users/admin", Some(&bob)).0 == 200);
+    // A role narrowed on B refuses on A.
+    let narrower =
+        json!({ "controllers": { "auth": { "actions": { "createApiKey": true, "getCurrentUser": true } } } });
+    assert_eq!(b.call("PUT", "/roles/reader", Some(narrower), Some(&admin)).0, 200);
+    within(SECOND, "the role changed on B refuses on A", || a.get("/users/admin", Some(&bob)).0 == 403);
+    // An API key made on A works on B until deleted on A.
+    let (_, created) = a.post("/api-keys/_create", json!({ "description": "k" }), Some(&bob));
+    let key = created["result"]["_source"]["token"].as_str().unwrap().to_string();
+    assert_eq!(b.get("/_me", Some(&key)).0, 200);
+    let id = created["result"]["_id"].as_str().unwrap().to_string();
+    assert_eq!(a.call("DELETE", &format!("/users/bob/api-keys/{id}"), None, Some(&admin)).0, 200);
+    within(SECOND, "the key deleted on A refused on B", || b.get("/_me", Some(&key)).0 == 401);
+}

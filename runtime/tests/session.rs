@@ -136,18 +136,22 @@ fn rights() {
     let admin = s.admin();
     s.user(&admin, "alice", "alice", "pw");
     let alice = s.token("alice", "pw");
-    // Anonymous: login, checkToken, getCurrentUser, publicApi, serverInfo only.
+    // Anonymous (the standard anonymous role): login, checkToken, getCurrentUser, getMyRights,
+    // publicApi, serverInfo, healthCheck.
     assert_eq!(s.get("/_publicApi", None).0, 200);
     assert_eq!(s.get("/_serverInfo", None).0, 200);
     assert_eq!(s.get("/", None).0, 200);
     assert_error(&s.get("/strategies", None), 401, "security.rights.unauthorized");
-    assert_error(&s.get("/_me/_rights", None), 401, "security.rights.unauthorized");
+    let anonymous = result(s.get("/_me/_rights", None));
+    assert!(anonymous["hits"].as_array().unwrap().iter().all(|h| h["action"] != "logout"));
     assert_error(&s.get("/_now", None), 401, "security.rights.unauthorized");
-    // A user: their own auth actions, nothing of security.
+    // A user (the standard default role): their own auth actions, nothing of security.
     assert_eq!(result(s.get("/strategies", Some(&alice))), json!(["local"]));
     assert!(result(s.get("/_now", Some(&alice)))["now"].as_i64().is_some());
     let rights = result(s.get("/_me/_rights", Some(&alice)));
-    assert!(rights["hits"].as_array().unwrap().iter().any(|h| h["action"] == "createUser" && h["value"] == "denied"));
+    let hits = rights["hits"].as_array().unwrap();
+    assert!(hits.iter().any(|h| h["action"] == "updateSelf" && h["value"] == "allowed"));
+    assert!(hits.iter().all(|h| h["controller"] != "security"), "only what the role names: {rights}");
     assert_error(&s.get("/users/admin", Some(&alice)), 403, "security.rights.forbidden");
     assert_error(&s.get("/credentials/local/admin", Some(&alice)), 403, "security.rights.forbidden");
     let forbidden = s.get("/users/admin", Some(&alice));

@@ -95,9 +95,15 @@ fn json_queries_over_websocket() {
             ask(&mut ws, json!({ "controller": "auth", "action": "getCurrentUser", "requestId": "r-5", "jwt": 42 }))
                 .await;
         assert_eq!(typed["error"]["id"], "api.assert.invalid_type");
+        // Rights come first (Kuzzle's order): an action nobody's role names is refused, not
+        // "not found", unless the caller may run anything (an admin).
         let unknown = ask(&mut ws, json!({ "controller": "auth", "action": "fly", "requestId": "r-6" })).await;
+        assert_eq!(unknown["error"]["id"], "security.rights.unauthorized");
+        let unknown =
+            ask(&mut ws, json!({ "controller": "auth", "action": "fly", "requestId": "r-6", "jwt": admin })).await;
         assert_eq!(unknown["error"]["id"], "api.process.action_not_found");
-        let unknown = ask(&mut ws, json!({ "controller": "nope", "action": "fly", "requestId": "r-7" })).await;
+        let unknown =
+            ask(&mut ws, json!({ "controller": "nope", "action": "fly", "requestId": "r-7", "jwt": admin })).await;
         assert_eq!(unknown["error"]["id"], "api.process.controller_not_found");
 
         // Logout over the socket revokes the token.

@@ -537,4 +537,153 @@ describe(`Sandgate × official kuzzle-sdk ${SDK_VERSION}`, () => {
       });
     });
   }
+
+  // Kuzzle's rights model through the SDK: an admin writes a role and a profile, a user holding
+  // them is allowed and refused accordingly, checkRights and getMyRights say the same, an API
+  // key works until deleted, a single-use token works once, and (WebSocket) an expiring token
+  // makes the SDK emit tokenExpired on the server's notice.
+  for (const proto of ["Http", "WebSocket"]) {
+    describe(`${proto}: roles, profiles, API keys, tokens`, () => {
+      const step = stepper(() =>
+        server.started ? (seeded.admin ? null : "the first admin was not created") : "Sandgate did not start",
+      );
+      const kuid = `rights-${proto.toLowerCase()}`;
+      let admin = null;
+      let kuzzle = null;
+      let apiKey = null;
+
+      after(() => {
+        for (const k of [admin, kuzzle]) if (k) k.disconnect();
+      });
+
+      step("the admin creates a role, a profile and a user holding it", async () => {
+        admin = newKuzzle("Http");
+        await within(admin.connect(), "connect");
+        await within(admin.auth.login("local", { username: ADMIN.username, password: ADMIN.password }, "1h"), "login");
+        const role = await within(
+          admin.security.createRole(`role-${kuid}`, {
+            controllers: {
+              auth: { actions: { checkToken: true, getCurrentUser: true, getMyRights: true, logout: true,
+                                 checkRights: true, createApiKey: true, deleteApiKey: true, createToken: true } },
+              security: { actions: { getUser: true } },
+            },
+          }),
+          "security.createRole",
+        );
+        assert.equal(role._id, `role-${kuid}`);
+        const profile = await within(
+          admin.security.createProfile(`profile-${kuid}`, { policies: [{ roleId: `role-${kuid}` }] }),
+          "security.createProfile",
+        );
+        assert.equal(profile._id, `profile-${kuid}`);
+        const user = await within(
+          admin.security.createUser(kuid, {
+            content: { profileIds: [`profile-${kuid}`] },
+            credentials: { local: { username: kuid, password: "rights-Pw-1" } },
+          }),
+          "security.createUser",
+        );
+        assert.deepEqual(user.profileIds, [`profile-${kuid}`]);
+      });
+
+      step("the user is allowed what the role names and refused the rest", async () => {
+        kuzzle = newKuzzle(proto);
+        await within(kuzzle.connect(), "connect");
+        await within(kuzzle.auth.login("local", { username: kuid, password: "rights-Pw-1" }, "1h"), "login");
+        const other = await within(kuzzle.security.getUser(ADMIN.kuid), "security.getUser");
+        assert.equal(other._id, ADMIN.kuid);
+        await assertKuzzleRejects(
+          within(kuzzle.security.createUser(`${kuid}-x`, { content: { profileIds: ["admin"] } }), "security.createUser"),
+          { status: 403, id: "security.rights.forbidden" },
+          "createUser by a user whose role does not name it",
+        );
+        await assertKuzzleRejects(
+          within(kuzzle.auth.updateSelf({ profileIds: ["admin"] }), "auth.updateSelf"),
+          { status: 403, id: "security.rights.forbidden" },
+          "updateSelf is not in the role",
+        );
+      });
+
+      step("auth.checkRights and auth.getMyRights agree with the role", async () => {
+        assert.equal(await within(kuzzle.auth.checkRights({ controller: "security", action: "getUser" }), "checkRights"), true);
+        assert.equal(await within(kuzzle.auth.checkRights({ controller: "security", action: "createUser" }), "checkRights"), false);
+        const rights = await within(kuzzle.auth.getMyRights(), "auth.getMyRights");
+        const getUser = rights.find((r) => r.controller === "security" && r.action === "getUser");
+        assert.deepEqual(getUser, { controller: "security", action: "getUser", index: "*", collection: "*", value: "allowed" });
+        assert.ok(!rights.some((r) => r.action === "createUser"), JSON.stringify(rights));
+      });
+
+      step("auth.createApiKey: a kapikey- token that authenticates", async () => {
+        const key = await within(kuzzle.auth.createApiKey(`${proto} key`), "auth.createApiKey");
+        assert.match(key._source.token, /^kapikey-/);
+        assert.equal(key._source.userId, kuid);
+        assert.equal(key._source.expiresAt, -1);
+        apiKey = key;
+        const byKey = newKuzzle(proto);
+        try {
+          await within(byKey.connect(), "connect");
+          byKey.setAPIKey(key._source.token);
+          const me = await within(byKey.auth.getCurrentUser(), "getCurrentUser with the API key");
+          assert.equal(me._id, kuid);
+        } finally {
+          byKey.disconnect();
+        }
+      });
+
+      step("auth.deleteApiKey: the key is refused from then on", async () => {
+        await within(kuzzle.auth.deleteApiKey(apiKey._id), "auth.deleteApiKey");
+        const byKey = newKuzzle(proto);
+        try {
+          await within(byKey.connect(), "connect");
+          byKey.setAPIKey(apiKey._source.token);
+          await assertKuzzleRejects(
+            within(byKey.security.getUser(ADMIN.kuid), "getUser with the deleted key"),
+            { status: 401, id: "security.token.invalid" },
+            "a deleted API key",
+          );
+        } finally {
+          byKey.disconnect();
+        }
+      });
+
+      step("auth:createToken with singleUse works once", async () => {
+        const { result } = await within(
+          kuzzle.query({ controller: "auth", action: "createToken", singleUse: true }),
+          "auth:createToken",
+        );
+        assert.equal(result.singleUse, true);
+        const once = newKuzzle(proto);
+        try {
+          await within(once.connect(), "connect");
+          once.jwt = result.token;
+          const me = await within(once.security.getUser(kuid), "first use");
+          assert.equal(me._id, kuid);
+          once.jwt = result.token;
+          await assertKuzzleRejects(
+            within(once.security.getUser(kuid), "second use"),
+            { status: 401, id: "security.token.invalid" },
+            "a single-use token used twice",
+          );
+        } finally {
+          once.disconnect();
+        }
+      });
+
+      if (proto === "WebSocket") {
+        step("a token expiring on a WebSocket: the server notifies and the SDK emits tokenExpired", async () => {
+          const short = newKuzzle("WebSocket");
+          try {
+            await within(short.connect(), "connect");
+            await within(short.auth.login("local", { username: kuid, password: "rights-Pw-1" }, "2s"), "login 2s");
+            const expired = waitForEvent(short, "tokenExpired", 10_000);
+            await expired;
+            assert.equal(short.jwt, null, "the SDK dropped its token");
+          } finally {
+            short.disconnect();
+          }
+        });
+      }
+    });
+  }
+
 });

@@ -1,15 +1,15 @@
 //! The one pipeline every request goes through, whatever its transport (Kuzzle's order,
 //! reference §2.4): controller and action present → one token (not a token and a cookie) →
-//! cookie mode → token checked → caller loaded → rights → the action. Everything it knows about an action comes from its row in
+//! cookie mode → token checked → caller loaded → rights (and rate limit) → the action. Everything it knows about an action comes from its row in
 //! the [`table`](super::table).
 
 use super::table::{self, Action, Cookie};
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Reply, Request, Response};
 use crate::service::app::App;
-use crate::service::context::{Admitted, Caller, Ctx};
+use crate::service::context::{Access, Admitted, Caller, Ctx};
 use crate::service::errors::{call_error, unexpected};
-use crate::service::{authn, cookie};
+use crate::service::{authn, cookie, rights};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,6 +73,10 @@ async fn pipeline(
     let policy = action.map_or(Cookie::Ignored, |a| a.cookie);
     let cookie = policy != Cookie::Ignored && cookie::requested(req, app.config.cookie_auth)?;
     let caller = caller(app, token, policy, cookie).await?;
+    // Rights first, on the names the request gave (Kuzzle's order): an action that does
+    // not exist is "not found" only to a caller who may run it.
+    let access = action.map_or(Access::Anyone, |a| a.access);
+    rights::check(&app.rights, &caller, &req.controller, &req.action, access)?;
     let Some(action) = action else {
         return Err(if table::ACTIONS.iter().any(|a| a.controller == req.controller) {
             KError::new(defs::API_PROCESS_ACTION_NOT_FOUND, &[&req.controller, &req.action])
@@ -80,19 +84,8 @@ async fn pipeline(
             KError::new(defs::API_PROCESS_CONTROLLER_NOT_FOUND, &[&req.controller])
         });
     };
-    if !caller.may(action.access) {
-        return Err(refused(action, &caller));
-    }
     let ctx = Ctx { app, req, caller, cookie, target, admitted, api: &table::Api };
     (action.handler)(&ctx).await
-}
-
-/// 401 for an anonymous caller, 403 for a user without the right.
-pub fn refused(action: &Action, caller: &Caller) -> KError {
-    match &caller.user {
-        None => KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[action.controller, action.action]),
-        Some(user) => KError::new(defs::SECURITY_RIGHTS_FORBIDDEN, &[action.controller, action.action, &user.kuid]),
-    }
 }
 
 /// The request's token: from the request (header, query or JSON) or from the `authToken`

@@ -6,7 +6,7 @@ use super::table::{self, Body, Verb};
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
 use crate::service::app::App;
-use crate::service::authn;
+use crate::service::{authn, rights};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
@@ -136,9 +136,11 @@ where
     let upload = action.body == Body::Upload;
     if upload {
         let token = jwt.clone().or_else(|| cookie(headers, "authToken"));
-        let caller = authn::authenticate(app, token.as_deref()).await.map_err(fail)?;
-        if !caller.may(action.access) {
-            return Err(fail(dispatch::refused(action, &caller)));
+        // Identified only: a single-use token is used up by the request itself, below.
+        let caller = authn::identify(app, token.as_deref()).await.map_err(fail)?;
+        let rights = app.rights.current();
+        if !rights.allows(&rights::profiles_of(&caller), action.controller, action.action) {
+            return Err(fail(rights::refused(&caller, action.controller, action.action)));
         }
     }
     let limit =

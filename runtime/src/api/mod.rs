@@ -2,6 +2,7 @@
 //! transport shares, and the transports themselves (HTTP with `/_query`, WebSocket).
 
 pub mod dispatch;
+pub mod expiry;
 pub mod http;
 pub mod table;
 pub mod ws;

@@ -4,7 +4,7 @@
 //! WebSocket and `/_query` dispatch ([`find`]), `GET /_publicApi` and `auth:getMyRights` are
 //! all driven by it, so a new action is one row here plus its handler in `controllers/`.
 
-use crate::controllers::{auth, security, server, strategies};
+use crate::controllers::{auth, roles, security, server, strategies};
 use crate::core::errors::KError;
 use crate::protocol::Request;
 use crate::service::context::{Access, Catalog, Ctx, Handled, Handler};
@@ -119,7 +119,7 @@ const LOGIN_STRATEGY: Target = crate::service::login::strategy_name;
 /// The `strategy` argument (`/credentials/:strategy/...`).
 const STRATEGY_ARG: Target = crate::service::strategy::arg_name;
 
-use Access::{Admin, Anyone, User};
+use Access::{Anyone, Open, User};
 use Verb::{Delete, Get, Post, Put};
 
 // One row per line (rustfmt would spread each over seven): controller, action, who, handler,
@@ -135,9 +135,14 @@ pub const ACTIONS: &[Action] = &[
     // logout checks the caller itself: in cookie mode a dead cookie is still cleared.
     row("auth", "logout", Anyone, handler!(auth::logout), &[(Post, "/_logout")]).cookie(Cookie::Tolerant),
     row("auth", "refreshToken", User, handler!(auth::refresh_token), &[(Post, "/_refreshToken")]).cookie(Cookie::Token),
-    row("auth", "getMyRights", User, handler!(auth::get_my_rights), &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
+    row("auth", "getMyRights", Anyone, handler!(auth::get_my_rights), &[(Get, "/_me/_rights"), (Get, "/users/_me/_rights")]),
     row("auth", "updateSelf", User, handler!(auth::update_self), &[(Put, "/_me"), (Put, "/_updateSelf")]),
     row("auth", "getStrategies", User, handler!(auth::get_strategies), &[(Get, "/strategies")]),
+    row("auth", "checkRights", Anyone, handler!(auth::check_rights), &[(Post, "/_checkRights")]),
+    row("auth", "createToken", User, handler!(auth::create_token), &[(Post, "/_createToken")]),
+    row("auth", "createApiKey", User, handler!(auth::create_api_key), &[(Post, "/api-keys/_create")]),
+    row("auth", "searchApiKeys", User, handler!(auth::search_api_keys), &[(Post, "/api-keys/_search")]),
+    row("auth", "deleteApiKey", User, handler!(auth::delete_api_key), &[(Delete, "/api-keys/:_id")]),
     row("auth", "getMyCredentials", User, handler!(auth::get_mine),
         &[(Get, "/_me/credentials/:strategy"), (Get, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
     row("auth", "credentialsExist", User, handler!(auth::exist_mine),
@@ -156,33 +161,66 @@ pub const ACTIONS: &[Action] = &[
         &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
     // security: users and their credentials. createFirstAdmin guards itself: it only works
     // while no admin exists.
-    row("security", "createFirstAdmin", Anyone, handler!(security::create_first_admin),
+    row("security", "createFirstAdmin", Open, handler!(security::create_first_admin),
         &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")]),
-    row("security", "createUser", Admin, handler!(security::create_user), &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),
-    row("security", "getUser", Admin, handler!(security::get_user), &[(Get, "/users/:_id")]),
-    row("security", "deleteUser", Admin, handler!(security::delete_user), &[(Delete, "/users/:_id")]),
-    row("security", "revokeTokens", Admin, handler!(security::revoke_tokens), &[(Delete, "/users/:_id/tokens")]),
-    row("security", "getUserStrategies", Admin, handler!(security::get_user_strategies), &[(Get, "/users/:_id/_strategies")]),
-    row("security", "createCredentials", Admin, handler!(security::create_credentials), &[(Post, "/credentials/:strategy/:_id/_create")])
+    row("security", "createUser", Anyone, handler!(security::create_user), &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),
+    row("security", "createRestrictedUser", Anyone, handler!(security::create_restricted_user),
+        &[(Post, "/users/_createRestricted"), (Post, "/users/:_id/_createRestricted")]),
+    row("security", "getUser", Anyone, handler!(security::get_user), &[(Get, "/users/:_id")]),
+    row("security", "updateUser", Anyone, handler!(security::update_user), &[(Put, "/users/:_id/_update")]),
+    row("security", "replaceUser", Anyone, handler!(security::replace_user), &[(Put, "/users/:_id/_replace")]),
+    row("security", "searchUsers", Anyone, handler!(security::search_users), &[(Post, "/users/_search")]),
+    row("security", "mGetUsers", Anyone, handler!(security::m_get_users), &[(Get, "/users/_mGet"), (Post, "/users/_mGet")]),
+    row("security", "mDeleteUsers", Anyone, handler!(security::m_delete_users), &[(Post, "/users/_mDelete")]),
+    row("security", "getUserRights", Anyone, handler!(security::get_user_rights), &[(Get, "/users/:_id/_rights")]),
+    row("security", "getUserMapping", Anyone, handler!(security::get_user_mapping), &[(Get, "/users/_mapping")]),
+    row("security", "checkRights", Anyone, handler!(security::check_rights), &[(Post, "/_checkRights/:userId")]),
+    row("security", "createApiKey", Anyone, handler!(security::create_api_key), &[(Post, "/users/:userId/api-keys/_create")]),
+    row("security", "searchApiKeys", Anyone, handler!(security::search_api_keys), &[(Post, "/users/:userId/api-keys/_search")]),
+    row("security", "deleteApiKey", Anyone, handler!(security::delete_api_key), &[(Delete, "/users/:userId/api-keys/:_id")]),
+    row("security", "deleteUser", Anyone, handler!(security::delete_user), &[(Delete, "/users/:_id")]),
+    row("security", "revokeTokens", Anyone, handler!(security::revoke_tokens), &[(Delete, "/users/:_id/tokens")]),
+    row("security", "getUserStrategies", Anyone, handler!(security::get_user_strategies), &[(Get, "/users/:_id/_strategies")]),
+    row("security", "createCredentials", Anyone, handler!(security::create_credentials), &[(Post, "/credentials/:strategy/:_id/_create")])
         .admission(STRATEGY_ARG),
-    row("security", "updateCredentials", Admin, handler!(security::update_credentials), &[(Put, "/credentials/:strategy/:_id/_update")])
+    row("security", "updateCredentials", Anyone, handler!(security::update_credentials), &[(Put, "/credentials/:strategy/:_id/_update")])
         .admission(STRATEGY_ARG),
-    row("security", "deleteCredentials", Admin, handler!(security::delete_credentials), &[(Delete, "/credentials/:strategy/:_id")])
+    row("security", "deleteCredentials", Anyone, handler!(security::delete_credentials), &[(Delete, "/credentials/:strategy/:_id")])
         .admission(STRATEGY_ARG),
-    row("security", "getCredentials", Admin, handler!(security::get_credentials), &[(Get, "/credentials/:strategy/:_id")])
+    row("security", "getCredentials", Anyone, handler!(security::get_credentials), &[(Get, "/credentials/:strategy/:_id")])
         .admission(STRATEGY_ARG),
-    row("security", "getCredentialsById", Admin, handler!(security::get_credentials_by_id), &[(Get, "/credentials/:strategy/:_id/_byId")])
+    row("security", "getCredentialsById", Anyone, handler!(security::get_credentials_by_id), &[(Get, "/credentials/:strategy/:_id/_byId")])
         .admission(STRATEGY_ARG),
-    row("security", "hasCredentials", Admin, handler!(security::has_credentials), &[(Get, "/credentials/:strategy/:_id/_exists")])
+    row("security", "hasCredentials", Anyone, handler!(security::has_credentials), &[(Get, "/credentials/:strategy/:_id/_exists")])
         .admission(STRATEGY_ARG),
-    row("security", "validateCredentials", Admin, handler!(security::validate_credentials),
+    row("security", "validateCredentials", Anyone, handler!(security::validate_credentials),
         &[(Post, "/credentials/:strategy/:_id/_validate")]).admission(STRATEGY_ARG),
-    row("security", "getCredentialFields", Admin, handler!(security::credential_fields), &[(Get, "/credentials/:strategy/_fields")]),
-    row("security", "getAllCredentialFields", Admin, handler!(security::all_credential_fields), &[(Get, "/credentials/_fields")]),
+    row("security", "getCredentialFields", Anyone, handler!(security::credential_fields), &[(Get, "/credentials/:strategy/_fields")]),
+    row("security", "getAllCredentialFields", Anyone, handler!(security::all_credential_fields), &[(Get, "/credentials/_fields")]),
+    // security: roles and profiles.
+    row("security", "createRole", Anyone, handler!(roles::create_role), &[(Post, "/roles/:_id/_create")]),
+    row("security", "createOrReplaceRole", Anyone, handler!(roles::create_or_replace_role), &[(Put, "/roles/:_id")]),
+    row("security", "updateRole", Anyone, handler!(roles::update_role), &[(Put, "/roles/:_id/_update")]),
+    row("security", "getRole", Anyone, handler!(roles::get_role), &[(Get, "/roles/:_id")]),
+    row("security", "mGetRoles", Anyone, handler!(roles::m_get_roles), &[(Post, "/roles/_mGet")]),
+    row("security", "searchRoles", Anyone, handler!(roles::search_roles), &[(Post, "/roles/_search")]),
+    row("security", "deleteRole", Anyone, handler!(roles::delete_role), &[(Delete, "/roles/:_id")]),
+    row("security", "mDeleteRoles", Anyone, handler!(roles::m_delete_roles), &[(Post, "/roles/_mDelete")]),
+    row("security", "getRoleMapping", Anyone, handler!(roles::get_role_mapping), &[(Get, "/roles/_mapping")]),
+    row("security", "createProfile", Anyone, handler!(roles::create_profile), &[(Post, "/profiles/:_id/_create")]),
+    row("security", "createOrReplaceProfile", Anyone, handler!(roles::create_or_replace_profile), &[(Put, "/profiles/:_id")]),
+    row("security", "updateProfile", Anyone, handler!(roles::update_profile), &[(Put, "/profiles/:_id/_update")]),
+    row("security", "getProfile", Anyone, handler!(roles::get_profile), &[(Get, "/profiles/:_id")]),
+    row("security", "mGetProfiles", Anyone, handler!(roles::m_get_profiles), &[(Post, "/profiles/_mGet")]),
+    row("security", "searchProfiles", Anyone, handler!(roles::search_profiles), &[(Post, "/profiles/_search")]),
+    row("security", "deleteProfile", Anyone, handler!(roles::delete_profile), &[(Delete, "/profiles/:_id")]),
+    row("security", "mDeleteProfiles", Anyone, handler!(roles::m_delete_profiles), &[(Post, "/profiles/_mDelete")]),
+    row("security", "getProfileMapping", Anyone, handler!(roles::get_profile_mapping), &[(Get, "/profiles/_mapping")]),
+    row("security", "getProfileRights", Anyone, handler!(roles::get_profile_rights), &[(Get, "/profiles/:_id/_rights")]),
     // strategies: upload, inspect, remove (`GET /strategies` is auth:getStrategies).
-    row("strategies", "register", Admin, handler!(strategies::register), &[(Put, "/strategies/:name")]).upload(),
-    row("strategies", "info", Admin, handler!(strategies::info), &[(Get, "/strategies/:name")]),
-    row("strategies", "unregister", Admin, handler!(strategies::unregister), &[(Delete, "/strategies/:name")]),
+    row("strategies", "register", Anyone, handler!(strategies::register), &[(Put, "/strategies/:name")]).upload(),
+    row("strategies", "info", Anyone, handler!(strategies::info), &[(Get, "/strategies/:name")]),
+    row("strategies", "unregister", Anyone, handler!(strategies::unregister), &[(Delete, "/strategies/:name")]),
     // server
     row("server", "info", Anyone, handler!(server::info), &[(Get, "/"), (Get, "/_serverInfo")]),
     row("server", "publicApi", Anyone, handler!(server::public_api), &[(Get, "/_publicApi")]),
@@ -327,7 +365,11 @@ mod tests {
     fn every_route_is_reachable_and_none_is_ambiguous() {
         for action in ACTIONS {
             for (verb, pattern) in action.http {
-                let path = pattern.replace(":strategy", "local").replace(":_id", "someone").replace(":name", "x");
+                let path = pattern
+                    .replace(":strategy", "local")
+                    .replace(":_id", "someone")
+                    .replace(":name", "x")
+                    .replace(":userId", "u");
                 assert_eq!(name(route(*verb, &path)), (action.controller, action.action), "{pattern}");
                 // Another route matching the same path with as many literals would be a tie,
                 // decided by the table's order: there must be none.

@@ -4,6 +4,7 @@
 //! a frame that is not JSON gets `network.websocket.unexpected_error` and the socket lives on.
 
 use super::dispatch::{self, next_connection_id};
+use super::expiry::{self, Watch};
 use crate::core::errors::{KError, defs};
 use crate::protocol::{Protocol, Request, Response};
 use crate::service::app::App;
@@ -29,6 +30,8 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
         let _ = sink.close().await;
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_SOCKET));
+    let watch = Arc::new(Watch::default());
+    let watcher = tokio::spawn(expiry::run(app.clone(), watch.clone(), tx.clone()));
     while let Some(Ok(msg)) = stream.next().await {
         if msg.is_close() {
             break;
@@ -52,17 +55,27 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
             continue;
         }
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
-        let (app, tx, ip) = (app.clone(), tx.clone(), client_ip.clone());
+        let (app, tx, ip, watch) = (app.clone(), tx.clone(), client_ip.clone(), watch.clone());
         tokio::spawn(async move {
+            // What the token watch needs of the request, which the request itself consumes.
+            let probe: Value = ["controller", "action", "jwt"]
+                .iter()
+                .filter_map(|k| value.get(*k).map(|v| (k.to_string(), v.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            watch.before(&probe);
             let response = match Request::from_json(value, Protocol::WebSocket, connection_id, ip) {
                 Ok(req) => dispatch::dispatch(app.clone(), req).await,
                 Err((rid, e)) => Response::bare_error(rid, e),
             };
+            watch.after(&app, &probe, response.outcome.as_ref().ok().map(|r| &r.result));
             let text = serde_json::to_string(&response.envelope(&app.node, true)).unwrap_or_default();
             let _ = tx.send(Message::text(text)).await;
             drop(permit);
         });
     }
+    // The watcher holds a sender: it must go for the writer to see the end.
+    watcher.abort();
     drop(tx);
     let _ = writer.await;
     app.forget_connection(connection_id);

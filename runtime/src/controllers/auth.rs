@@ -4,12 +4,12 @@
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::sandbox::bindings::LoginRequest;
-use crate::service::context::{Access, Ctx};
+use crate::service::context::Ctx;
 use crate::service::strategy::{commit, credentials_text, from_arg};
 use crate::service::users::{anonymous, user_json};
-use crate::service::{cookie, credentials, login as logins};
+use crate::service::{api_keys, authn, cookie, credentials, login as logins, rights};
 use crate::store::Change;
-use crate::tokens::{Tokens, VerifyError, now_ms};
+use crate::tokens::{Kind, Tokens, VerifyError, now_ms};
 use serde_json::{Map, Value, json};
 
 pub async fn login(ctx: &Ctx<'_>) -> Result<Reply, KError> {
@@ -66,9 +66,14 @@ pub async fn check_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     // covers a store restored from an older backup).
     // The database unreachable is an error (503), not an invalid token: a client told its
     // token is invalid logs its user out.
+    // A single-use token checked is a single-use token used (Kuzzle's verifyToken).
     let checked = match ctx.app.tokens.check(token) {
         Ok(s) => match ctx.app.store.get_user(&s.kuid).await? {
-            Some(_) => Ok(s),
+            Some(_) => match authn::use_once(ctx.app, &s).await {
+                Ok(()) => Ok(s),
+                Err(e) if e.status == 401 => Err(VerifyError::Invalid),
+                Err(e) => return Err(e),
+            },
             None => Err(VerifyError::Invalid),
         },
         Err(e) => Err(e),
@@ -99,12 +104,16 @@ pub async fn logout(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         }
         return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "logout"]));
     };
+    // An API key outlives a logout made with it (it ends when deleted); a global logout
+    // ends every session token and keeps the API keys.
     let change = if ctx.req.flag("global") {
-        Tokens::revoke_user_change(&session.kuid)
+        Some(Tokens::revoke_user_change(&session.kuid))
+    } else if session.kind != Kind::ApiKey {
+        Some(Tokens::revoke_token_change(session, now_ms()))
     } else {
-        Tokens::revoke_token_change(session, now_ms())
+        None
     };
-    commit(ctx, vec![change]).await?;
+    commit(ctx, change.into_iter().collect()).await?;
     let reply: Reply = json!({ "acknowledged": true }).into();
     Ok(if ctx.cookie { cookie::cleared(reply) } else { reply })
 }
@@ -113,6 +122,9 @@ pub async fn refresh_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(session) = ctx.caller.session.as_ref() else {
         return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "refreshToken"]));
     };
+    if session.kind == Kind::ApiKey {
+        return Err(KError::new(defs::SECURITY_TOKEN_REFRESH_FORBIDDEN, &["API Key"]));
+    }
     if session.expires_at < 0 {
         return Err(KError::new(defs::SECURITY_TOKEN_REFRESH_FORBIDDEN, &["Token with infinite TTL"]));
     }
@@ -129,22 +141,57 @@ pub async fn refresh_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(logins::token_reply(ctx, &session.kuid, ttl))
 }
 
+/// `{hits, total}`: every action the caller's roles name, allowed or denied.
 pub async fn get_my_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let hits: Vec<Value> = if ctx.caller.is_admin() {
-        vec![json!({ "controller": "*", "action": "*", "index": "*", "collection": "*", "value": "allowed" })]
-    } else {
-        ctx.api
-            .actions()
-            .into_iter()
-            .map(|(controller, action, access)| {
-                let allowed = access != Access::Admin;
-                json!({ "controller": controller, "action": action, "index": "*", "collection": "*",
-                        "value": if allowed { "allowed" } else { "denied" } })
-            })
-            .collect()
-    };
+    let hits = ctx.app.rights.current().list(&rights::profiles_of(&ctx.caller));
     let total = hits.len();
     Ok(json!({ "hits": hits, "total": total }).into())
+}
+
+/// `{allowed}`: whether the caller may run the action the body names.
+pub async fn check_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let (controller, action) = rights::asked_action(ctx)?;
+    let allowed = ctx.app.rights.current().allows(&rights::profiles_of(&ctx.caller), &controller, &action);
+    Ok(json!({ "allowed": allowed }).into())
+}
+
+/// A token for the caller, not tied to a login: `{expiresAt, singleUse, token, ttl}`. A
+/// single-use one is used up by its first request. It cannot be infinite.
+pub async fn create_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let Some(user) = ctx.caller.user.as_ref() else {
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "createToken"]));
+    };
+    let requested = ctx.req.args.get("expiresIn");
+    let text = requested.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    if text.as_deref() == Some("-1") {
+        return Err(KError::new(defs::SECURITY_TOKEN_INVALID_EXPIRATION, &["expiresIn cannot be infinite"]));
+    }
+    let ttl = logins::requested_ttl(ctx, requested)?;
+    let single = ctx.req.flag("singleUse");
+    let issued = ctx.app.tokens.issue_kind(&user.kuid, ttl, if single { Kind::SingleUse } else { Kind::Session });
+    Ok(json!({ "expiresAt": issued.expires_at, "singleUse": single, "token": issued.token, "ttl": issued.ttl }).into())
+}
+
+/// The caller's own API key; `[tokens] api_key_max_ttl` applies.
+pub async fn create_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    api_keys::create(ctx, &caller_kuid(ctx, "createApiKey")?, true).await.map(Reply::new)
+}
+
+pub async fn search_api_keys(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    api_keys::search(ctx, &caller_kuid(ctx, "searchApiKeys")?).await.map(Reply::new)
+}
+
+pub async fn delete_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let id = ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))?;
+    api_keys::delete(ctx, &caller_kuid(ctx, "deleteApiKey")?, id).await.map(Reply::new)
+}
+
+fn caller_kuid(ctx: &Ctx, action: &str) -> Result<String, KError> {
+    ctx.caller
+        .user
+        .as_ref()
+        .map(|u| u.kuid.clone())
+        .ok_or_else(|| KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", action]))
 }
 
 pub async fn update_self(ctx: &Ctx<'_>) -> Result<Reply, KError> {

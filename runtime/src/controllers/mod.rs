@@ -3,6 +3,7 @@
 //! that routes to them) nor each other.
 
 pub mod auth;
+pub mod roles;
 pub mod security;
 pub mod server;
 pub mod strategies;

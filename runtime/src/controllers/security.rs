@@ -1,10 +1,12 @@
-//! The `security` controller: users and their credentials, for administrators.
+//! The `security` controller: users, their credentials and their API keys (roles and
+//! profiles are in `roles.rs`).
 
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::service::context::Ctx;
+use crate::service::search::{MAX_SIZE, Query, paging};
 use crate::service::strategy::{commit, credentials_text, from_arg};
-use crate::service::{credentials, users};
+use crate::service::{api_keys, credentials, rights, roles, users};
 use crate::tokens::{Tokens, now_ms};
 use serde_json::{Map, Value, json};
 
@@ -48,7 +50,13 @@ pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
-    users::create(ctx, kuid, content, credentials, true).await.map(Reply::new)
+    let created = users::create(ctx, kuid, content, credentials, true).await?;
+    // `reset`: the built-in roles and profiles back to the standard set.
+    if ctx.req.flag("reset") {
+        commit(ctx, roles::reset_changes()).await?;
+        ctx.app.rights.reload(&ctx.app.store).await?;
+    }
+    Ok(created.into())
 }
 
 pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
@@ -58,11 +66,23 @@ pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let mut content = object_field(body, "content", "body.content")?
         .cloned()
         .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content"]))?;
-    match content.get("profileIds") {
-        Some(Value::Array(ids)) if !ids.is_empty() && ids.iter().all(Value::is_string) => {}
-        None => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content.profileIds"])),
-        Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.content.profileIds", "string[]"])),
+    users::check_profile_ids(ctx, &content)?;
+    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
+    let credentials = object_field(body, "credentials", "body.credentials")?;
+    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
+    users::create(ctx, kuid, content, credentials, false).await.map(Reply::new)
+}
+
+/// `profileIds` forced to `[security] restricted_profile_ids`: what a sign-up page may call.
+pub async fn create_restricted_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let empty = Map::new();
+    let body = ctx.req.body_object().unwrap_or(&empty);
+    let mut content = object_field(body, "content", "body.content")?.cloned().unwrap_or_default();
+    if content.contains_key("profileIds") {
+        return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &["body.content.profileIds"]));
     }
+    content.insert("profileIds".into(), json!(ctx.app.config.restricted_profile_ids));
+    users::check_profile_ids(ctx, &content)?;
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
@@ -70,7 +90,140 @@ pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 }
 
 pub async fn get_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    Ok(users::user_json(&users::load(ctx, target_kuid(ctx)?).await?).into())
+    let kuid = target_kuid(ctx)?;
+    if kuid == "-1" {
+        let mut anonymous = users::anonymous();
+        anonymous.as_object_mut().map(|o| o.remove("strategies"));
+        return Ok(anonymous.into());
+    }
+    Ok(users::user_json(&users::load(ctx, kuid).await?).into())
+}
+
+fn user_body(ctx: &Ctx) -> Result<Map<String, Value>, KError> {
+    match &ctx.req.body {
+        Some(Value::Object(m)) => Ok(m.clone()),
+        None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"])),
+    }
+}
+
+/// The body's fields over the user's (`profileIds` included: an admin action).
+pub async fn update_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    let changes = user_body(ctx)?;
+    let mut content = user.content.clone();
+    content.extend(changes.into_iter().filter(|(k, _)| k != "_kuzzle_info" && k != "_id"));
+    users::check_profile_ids(ctx, &content)?;
+    users::write(ctx, &user, content).await.map(Reply::new)
+}
+
+/// The body replaces the user's content; it must give `profileIds`.
+pub async fn replace_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    let mut content = user_body(ctx)?;
+    content.remove("_kuzzle_info");
+    content.remove("_id");
+    users::check_profile_ids(ctx, &content)?;
+    users::write(ctx, &user, content).await.map(Reply::new)
+}
+
+/// `{hits, total}`; the query language is a subset (see `service::search`).
+pub async fn search_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let query = Query::parse(ctx.req.body.as_ref())?;
+    let (from, size) = paging(ctx)?;
+    let found = users::find(ctx, move |u| query.matches(u), usize::MAX).await?;
+    let total = found.len();
+    let hits: Vec<Value> = found.iter().skip(from).take(size).map(users::user_json).collect();
+    Ok(json!({ "hits": hits, "total": total }).into())
+}
+
+/// `body.ids`, or the `ids` argument (`a,b` or an array); missing users are left out.
+fn user_ids(ctx: &Ctx) -> Result<Vec<String>, KError> {
+    let from_args = ctx.req.args.get("ids").map(|v| match v {
+        Value::String(s) => serde_json::from_str::<Vec<String>>(s)
+            .unwrap_or_else(|_| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()),
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Vec::new(),
+    });
+    if let Some(ids) = from_args {
+        return Ok(ids);
+    }
+    match ctx.req.body_object().and_then(|b| b.get("ids")) {
+        Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {
+            Ok(ids.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        }
+        None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.ids"])),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.ids", "string[]"])),
+    }
+}
+
+pub async fn m_get_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let mut hits = Vec::new();
+    for kuid in user_ids(ctx)?.into_iter().take(MAX_SIZE) {
+        if let Some(user) = ctx.app.store.get_user(&kuid).await? {
+            hits.push(users::user_json(&user));
+        }
+    }
+    Ok(json!({ "hits": hits }).into())
+}
+
+/// Every user is checked to exist before any is deleted; the ids deleted.
+pub async fn m_delete_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let ids = user_ids(ctx)?;
+    if ids.len() > 200 {
+        return Err(KError::new(defs::SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED, &[]));
+    }
+    let mut found = Vec::new();
+    for kuid in &ids {
+        found.push(users::load(ctx, kuid).await?);
+    }
+    for user in &found {
+        users::delete(ctx, user).await?;
+    }
+    Ok(json!(ids).into())
+}
+
+pub async fn get_user_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, target_kuid(ctx)?).await?;
+    let hits = ctx.app.rights.current().list(&user.profile_ids());
+    let total = hits.len();
+    Ok(json!({ "hits": hits, "total": total }).into())
+}
+
+pub async fn get_user_mapping(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    Ok(json!({ "mapping": { "profileIds": { "type": "keyword" } } }).into())
+}
+
+/// `POST /_checkRights/:userId`: whether that user may run `body.controller:body.action`.
+pub async fn check_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let kuid = ctx.req.arg_str("userId").ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["userId"]))?;
+    let user = users::load(ctx, kuid).await?;
+    let (controller, action) = rights::asked_action(ctx)?;
+    let allowed = ctx.app.rights.current().allows(&user.profile_ids(), &controller, &action);
+    Ok(json!({ "allowed": allowed }).into())
+}
+
+fn user_id_arg<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
+    ctx.req
+        .arg_str("userId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["userId"]))
+}
+
+/// An API key for any user; `[tokens] api_key_max_ttl` does not apply (Kuzzle's).
+pub async fn create_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, user_id_arg(ctx)?).await?;
+    api_keys::create(ctx, &user.kuid, false).await.map(Reply::new)
+}
+
+pub async fn search_api_keys(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let user = users::load(ctx, user_id_arg(ctx)?).await?;
+    api_keys::search(ctx, &user.kuid).await.map(Reply::new)
+}
+
+pub async fn delete_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
+    let kuid = user_id_arg(ctx)?;
+    api_keys::delete(ctx, kuid, target_kuid(ctx)?).await.map(Reply::new)
 }
 
 pub async fn get_user_strategies(ctx: &Ctx<'_>) -> Result<Reply, KError> {

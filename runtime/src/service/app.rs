@@ -26,6 +26,8 @@ pub struct App {
     pub store: Arc<Db>,
     pub sandbox: Sandbox,
     pub tokens: Tokens,
+    /// Every role and profile, in memory (see `service::rights`).
+    pub rights: Live,
     pub throttle: Arc<Throttle>,
     /// The host's password hasher (strategies reach it through `crypto`).
     pub hasher: Arc<PasswordHasher>,
@@ -63,6 +65,7 @@ impl App {
         let (backend, shared) = open_store(&config, &node)?;
         let secret = token_secret(&config, &*backend)?;
         let tokens = Tokens::new(config.tokens.clone(), &secret, &*backend)?;
+        let rights = Live::load(&*backend)?;
         let stored = backend.strategies()?;
         let store = Arc::new(Db::new(backend));
         let hasher = Arc::new(PasswordHasher::new(&config.argon2).map_err(|e| anyhow!(e))?);
@@ -91,8 +94,18 @@ impl App {
         let mut metrics = Registry::with_prefix("sandgate");
         sandbox.register_metrics(&mut metrics);
         store.register_metrics(&mut metrics);
-        let app =
-            Arc::new(App { config, store, sandbox, tokens, throttle, hasher, node, shared: shared.clone(), metrics });
+        let app = Arc::new(App {
+            config,
+            store,
+            sandbox,
+            tokens,
+            rights,
+            throttle,
+            hasher,
+            node,
+            shared: shared.clone(),
+            metrics,
+        });
         if let Some(shared) = shared {
             super::cluster::join(&app, shared).context("following the other nodes")?;
         }
@@ -181,6 +194,9 @@ impl super::cluster::Node for App {
     fn throttle(&self) -> &Throttle {
         &self.throttle
     }
+    fn rights(&self) -> &Live {
+        &self.rights
+    }
     fn sandbox(&self) -> &Sandbox {
         &self.sandbox
     }
@@ -198,6 +214,7 @@ fn storage_failure(e: StoreError) -> LimitHit {
 }
 
 use super::bundled::install as install_bundled;
+use crate::rights::live::Live;
 
 /// The configured secret, else the one generated on first start and kept in the store.
 fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Vec<u8>> {

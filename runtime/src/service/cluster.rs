@@ -14,6 +14,7 @@
 
 use super::throttle::Throttle;
 use crate::core::time::now_ms;
+use crate::rights::live::Live;
 use crate::sandbox::{Grants, Sandbox};
 use crate::store::cluster::{FailureCount, Heard, Notice, Shared, Tally};
 use crate::store::front::Db;
@@ -31,6 +32,7 @@ pub trait Node: Send + Sync + 'static {
     fn store(&self) -> &Db;
     fn tokens(&self) -> &Tokens;
     fn throttle(&self) -> &Throttle;
+    fn rights(&self) -> &Live;
     fn sandbox(&self) -> &Sandbox;
     /// `store.resync_interval`.
     fn resync_ms(&self) -> u64;
@@ -40,6 +42,8 @@ pub trait Node: Send + Sync + 'static {
 enum Reread {
     /// One strategy was registered, replaced or removed elsewhere.
     Strategy(String),
+    /// A role or a profile changed elsewhere.
+    Rights,
     /// Everything.
     All,
 }
@@ -87,6 +91,7 @@ fn hear(app: &impl Node, notice: Notice, reread: &Sender<Reread>) -> bool {
             app.tokens().apply(&notice.revocation().into_iter().collect::<Vec<_>>())
         }
         Notice::Strategy { name } => return reread.send(Reread::Strategy(name)).is_ok(),
+        Notice::Rights => return reread.send(Reread::Rights).is_ok(),
         Notice::Failures { id, count, locked_until_ms } => {
             if let Some(id) = hex::decode(&id).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()) {
                 app.throttle().merge(&FailureCount { id, count, locked_until_ms }, now_ms());
@@ -107,14 +112,20 @@ fn reread_loop<N: Node>(app: &Weak<N>, shared: &dyn Shared, work: Receiver<Rerea
         let Some(app) = app.upgrade() else { return };
         // Work queued meanwhile is folded in: a full re-read covers every strategy.
         let mut names = Vec::new();
-        let mut all = false;
+        let (mut all, mut rights) = (false, false);
         for job in std::iter::once(first).chain(work.try_iter()) {
             match job {
                 Reread::All => all = true,
                 Reread::Strategy(name) => names.push(name),
+                Reread::Rights => rights = true,
             }
         }
-        let outcome = if all { reread_all(&*app, shared) } else { reread_strategies(&*app, &names) };
+        let outcome = if all {
+            reread_all(&*app, shared)
+        } else {
+            let rights = if rights { app.rights().reload_blocking(&**app.store().blocking()) } else { Ok(()) };
+            rights.and(reread_strategies(&*app, &names))
+        };
         if let Err(e) = outcome {
             tracing::warn!("could not catch up with the other nodes (will retry): {e}");
         }
@@ -137,6 +148,7 @@ fn reread_all(app: &impl Node, shared: &dyn Shared) -> crate::store::Result<()> 
         .collect();
     changes.extend(revoked.users.into_iter().map(|(kuid, cutoff_ms)| Change::RevokeUser { kuid, cutoff_ms }));
     app.tokens().apply(&changes);
+    app.rights().reload_blocking(&**store)?;
     for counted in shared.failures(now, app.throttle().lockout_ms())? {
         app.throttle().merge(&counted, now);
     }

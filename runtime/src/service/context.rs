@@ -12,15 +12,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Who may call an action.
+/// What an action asks of its caller besides its rights (see `service::rights`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, logged in or not.
+    /// Whoever the rights allow, logged in or not.
     Anyone,
-    /// Any logged-in user, on their own account.
+    /// A logged-in user the rights allow (it acts on its own account): an anonymous caller
+    /// gets 401 even if the anonymous role allows the action.
     User,
-    /// Users with the `admin` profile.
-    Admin,
+    /// Outside the rights: the action guards itself (`createFirstAdmin` works only while no
+    /// admin exists).
+    Open,
 }
 
 /// The caller of a request, once its token has been checked.
@@ -37,16 +39,6 @@ impl Caller {
     }
     pub fn kuid(&self) -> &str {
         self.user.as_ref().map_or("-1", |u| u.kuid.as_str())
-    }
-    pub fn is_admin(&self) -> bool {
-        self.user.as_ref().is_some_and(User::is_admin)
-    }
-    pub fn may(&self, access: Access) -> bool {
-        match access {
-            Access::Anyone => true,
-            Access::User => self.user.is_some(),
-            Access::Admin => self.is_admin(),
-        }
     }
 }
 

@@ -22,6 +22,7 @@ impl From<StoreError> for KError {
                     &["Another request took these credentials at the same moment; try again."],
                 )
             }
+            StoreError::DocExists { .. } => KError::new(defs::SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS, &[]),
             StoreError::Unavailable(msg) => {
                 tracing::warn!("store unavailable: {msg}");
                 KError::new(defs::CORE_STORE_UNAVAILABLE, &[])

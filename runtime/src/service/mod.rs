@@ -5,6 +5,7 @@
 //! failures become Kuzzle errors ([`errors`]). Nothing here knows about HTTP or the action
 //! table.
 
+pub mod api_keys;
 pub mod app;
 pub mod authn;
 pub mod bundled;
@@ -16,7 +17,10 @@ pub mod errors;
 pub mod login;
 #[cfg(feature = "bench-native")]
 pub mod native_bench;
+pub mod rights;
+pub mod roles;
 pub mod runner;
+pub mod search;
 pub mod strategy;
 pub mod throttle;
 pub mod users;

@@ -103,5 +103,64 @@ pub async fn delete(ctx: &Ctx<'_>, user: &User) -> Result<(), KError> {
     let mut changes_ = changes(&overlay);
     changes_.push(Change::DeleteUser(user.kuid.clone()));
     changes_.push(Tokens::revoke_user_change(&user.kuid));
+    // Its API keys too: they outlive a global logout, not their user (a user created again
+    // under the same kuid must not find them alive).
+    changes_.extend(super::api_keys::deletion_changes(ctx, &user.kuid).await?);
     commit(ctx, changes_).await
+}
+
+/// Users in kuid order whose content `keep` accepts, at most `limit`, read a page at a time
+/// (never the whole table in memory).
+pub async fn find(
+    ctx: &Ctx<'_>,
+    keep: impl Fn(&User) -> bool + Send + Sync + 'static + Clone,
+    limit: usize,
+) -> Result<Vec<User>, KError> {
+    const PAGE: u32 = 1000;
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let from = after.clone();
+        let page = ctx.app.store.read(move |s| s.users_after(&from, PAGE)).await?;
+        let full = page.len() == PAGE as usize;
+        if let Some(last) = page.last() {
+            after = last.kuid.clone();
+        }
+        out.extend(page.into_iter().filter(|u| keep(u)));
+        if out.len() >= limit || !full {
+            out.truncate(limit);
+            return Ok(out);
+        }
+    }
+}
+
+/// Checks a user content's `profileIds`: a non-empty array of existing profiles.
+pub fn check_profile_ids(ctx: &Ctx<'_>, content: &Map<String, Value>) -> Result<(), KError> {
+    match content.get("profileIds") {
+        Some(Value::Array(ids)) if !ids.is_empty() && ids.iter().all(Value::is_string) => {
+            // A user holding a missing profile would hold nothing through it, silently.
+            let rights = ctx.app.rights.current();
+            match ids.iter().filter_map(Value::as_str).find(|p| !rights.profiles.contains_key(*p)) {
+                Some(missing) => Err(KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[missing])),
+                None => Ok(()),
+            }
+        }
+        None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content.profileIds"])),
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.content.profileIds", "string[]"])),
+    }
+}
+
+/// Writes a user's new content (`updateUser`, `replaceUser`, `updateSelf`), keeping its
+/// `_kuzzle_info` and recording who changed it.
+pub async fn write(ctx: &Ctx<'_>, old: &User, mut content: Map<String, Value>) -> Result<Value, KError> {
+    let mut info = match old.content.get("_kuzzle_info") {
+        Some(Value::Object(info)) => info.clone(),
+        _ => Map::new(),
+    };
+    info.insert("updatedAt".into(), json!(crate::tokens::now_ms()));
+    info.insert("updater".into(), json!(ctx.caller.kuid()));
+    content.insert("_kuzzle_info".into(), Value::Object(info));
+    let updated = User { kuid: old.kuid.clone(), content };
+    commit(ctx, vec![Change::UpdateUser(updated.clone())]).await?;
+    Ok(user_json(&updated))
 }

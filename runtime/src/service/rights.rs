@@ -1,0 +1,61 @@
+//! Who may run what: the check every request passes, on the rights in force
+//! (`rights::live`), then the per-profile rate limit.
+
+use super::context::{Access, Caller, Ctx};
+use crate::core::errors::{KError, defs};
+use crate::rights::live::Live;
+use serde_json::Value;
+
+/// The profiles a caller holds: its user's, or `anonymous`.
+pub fn profiles_of(caller: &Caller) -> Vec<&str> {
+    match &caller.user {
+        Some(user) => user.profile_ids(),
+        None => vec!["anonymous"],
+    }
+}
+
+/// Whether `caller` may run `controller:action` (named as the request names them): its
+/// rights, then whether the action needs a logged-in caller, then its profiles' rate limit
+/// (Kuzzle's order). An anonymous caller refused gets 401, a user 403.
+pub fn check(live: &Live, caller: &Caller, controller: &str, action: &str, access: Access) -> Result<(), KError> {
+    if access == Access::Open {
+        return Ok(());
+    }
+    let rights = live.current();
+    let profiles = profiles_of(caller);
+    if !rights.allows(&profiles, controller, action) {
+        return Err(refused(caller, controller, action));
+    }
+    if access == Access::User && caller.user.is_none() {
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[controller, action]));
+    }
+    // Logging in is never limited for anonymous callers, nor logging out for users.
+    let exempt = match caller.user {
+        None => (controller, action) == ("auth", "login"),
+        Some(_) => (controller, action) == ("auth", "logout"),
+    };
+    if !exempt && !live.admit(caller.kuid(), rights.rate_limit(&profiles), crate::core::time::now_ms()) {
+        return Err(KError::new(defs::API_PROCESS_TOO_MANY_REQUESTS, &[]));
+    }
+    Ok(())
+}
+
+/// 401 for an anonymous caller, 403 for a user without the right.
+pub fn refused(caller: &Caller, controller: &str, action: &str) -> KError {
+    match &caller.user {
+        None => KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[controller, action]),
+        Some(user) => KError::new(defs::SECURITY_RIGHTS_FORBIDDEN, &[controller, action, &user.kuid]),
+    }
+}
+
+/// The `{controller, action}` a checkRights body names.
+pub fn asked_action(ctx: &Ctx) -> Result<(String, String), KError> {
+    let body = ctx.req.body_object().ok_or_else(|| KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]))?;
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&format!("body.{name}")]))
+    };
+    Ok((field("controller")?, field("action")?))
+}
