@@ -457,6 +457,28 @@ fn create_first_admin_with_reset_restores_the_standard_set() {
     );
 }
 
+#[test]
+fn create_first_admin_stays_closed_once_used_even_without_admins() {
+    let s = TestServer::start();
+    let admin = s.admin();
+    s.user(&admin, "bob", "bob", "pw");
+    // The only admin demotes itself: nobody holds the admin profile any more.
+    let (status, body) =
+        s.call("PUT", "/users/admin/_update", Some(json!({ "profileIds": ["default"] })), Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    let again = s.post(
+        "/_createFirstAdmin/mallory",
+        json!({ "credentials": { "local": { "username": "mallory", "password": "pw" } } }),
+        None,
+    );
+    assert_error(&again, 412, "api.process.admin_exists");
+    // And after a restart (the record is the store's).
+    let dir = s.stop().unwrap();
+    let s = TestServer::start_in(dir.path(), "");
+    let again = s.post("/_createFirstAdmin/mallory", json!({}), None);
+    assert_error(&again, 412, "api.process.admin_exists");
+}
+
 /// A WebSocket whose token expires, or is revoked elsewhere, is told so at that moment.
 #[test]
 fn token_expired_is_notified_on_the_websocket() {

@@ -266,6 +266,11 @@ fn cookie_mode() {
     assert_eq!(status, 200);
     assert_eq!(headers["set-cookie"], "authToken=null; Path=/; HttpOnly; SameSite=Strict");
     assert_eq!(check(&s, &token)["valid"], false, "cookie logout revokes the token");
+    // A dead cookie: the logout still clears it (its caller is anonymous, whose role has no
+    // logout: that one runs outside the rights).
+    let (status, headers, body) = s.send("POST", "/_logout?cookieAuth", None, &[("cookie", &cookie)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["set-cookie"], "authToken=null; Path=/; HttpOnly; SameSite=Strict");
     let (_, _, checked) = s.send("POST", "/_checkToken?cookieAuth", None, &[("cookie", "authToken=wrongtoken")]);
     assert_eq!(checked["result"]["valid"], false);
     assert!(checked["result"]["state"].is_string());

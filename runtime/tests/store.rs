@@ -101,12 +101,19 @@ fn expired_values_are_gone_and_swept() {
 }
 
 #[test]
-fn the_first_admin_is_created_only_once() {
+fn the_first_admin_is_created_only_once_even_after_every_admin_is_gone() {
     on_both(|db| {
         db.commit(&[Change::InsertUser { user: user("a", &["admin"]), first_admin: true }]).unwrap();
         let err = db.commit(&[Change::InsertUser { user: user("b", &["admin"]), first_admin: true }]).unwrap_err();
         assert!(matches!(err, StoreError::AdminExists), "{err}");
         assert!(db.admin_exists().unwrap());
+        // The admin demoted, then deleted: createFirstAdmin stays closed for good.
+        db.commit(&[Change::UpdateUser(user("a", &["default"]))]).unwrap();
+        assert!(db.admin_exists().unwrap(), "demoted");
+        db.commit(&[Change::DeleteUser("a".into())]).unwrap();
+        assert!(db.admin_exists().unwrap(), "deleted");
+        let err = db.commit(&[Change::InsertUser { user: user("c", &["admin"]), first_admin: true }]).unwrap_err();
+        assert!(matches!(err, StoreError::AdminExists), "{err}");
     });
 }
 
@@ -119,15 +126,20 @@ fn revocations_only_ever_tighten_and_a_token_is_refreshed_once() {
             expires_ms: Some(i64::MAX / 2),
             refresh,
         };
-        let cutoff = |ms| Change::RevokeUser { kuid: "u".into(), cutoff_ms: ms };
+        let cutoff = |ms| Change::RevokeUser { kuid: "u".into(), cutoff_ms: ms, api_keys: false };
+        let deleted = |kuid: &str, ms| Change::RevokeUser { kuid: kuid.into(), cutoff_ms: ms, api_keys: true };
         db.commit(&[revoke("t1", 500, false), revoke("t1", 900, false), cutoff(300), cutoff(200)]).unwrap();
+        // A deletion's cut-off (API keys too) stays when a later one is sessions only.
+        db.commit(&[deleted("d", 400), Change::RevokeUser { kuid: "d".into(), cutoff_ms: 600, api_keys: false }])
+            .unwrap();
         db.commit(&[revoke("t2", 700, true)]).unwrap();
         assert!(matches!(db.commit(&[revoke("t2", 800, true)]), Err(StoreError::Refreshed)));
         assert!(matches!(db.commit(&[revoke("t1", 800, true)]), Err(StoreError::Refreshed)), "revoked already");
         let mut saved = db.revocations(0).unwrap();
         saved.tokens.sort();
         assert_eq!(saved.tokens, vec![("t1".into(), 500, Some(i64::MAX / 2)), ("t2".into(), 700, Some(i64::MAX / 2))]);
-        assert_eq!(saved.users, vec![("u".into(), 300)]);
+        saved.users.sort();
+        assert_eq!(saved.users, vec![("d".into(), 600, Some(400)), ("u".into(), 300, None)]);
     });
 }
 

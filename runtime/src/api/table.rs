@@ -159,8 +159,7 @@ pub const ACTIONS: &[Action] = &[
         .admission(STRATEGY_ARG),
     row("auth", "deleteMyCredentials", User, handler!(auth::delete_mine),
         &[(Delete, "/_me/credentials/:strategy"), (Delete, "/credentials/:strategy/_me")]).admission(STRATEGY_ARG),
-    // security: users and their credentials. createFirstAdmin guards itself: it only works
-    // while no admin exists.
+    // security: users and their credentials. createFirstAdmin guards itself: it works once, ever.
     row("security", "createFirstAdmin", Open, handler!(security::create_first_admin),
         &[(Post, "/_createFirstAdmin"), (Post, "/_createFirstAdmin/:_id")]),
     row("security", "createUser", Anyone, handler!(security::create_user), &[(Post, "/users/_create"), (Post, "/users/:_id/_create")]),

@@ -31,7 +31,7 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_SOCKET));
     let watch = Arc::new(Watch::default());
-    let watcher = tokio::spawn(expiry::run(app.clone(), watch.clone(), tx.clone()));
+    let watcher = expiry::spawn(app.clone(), watch.clone(), tx.clone());
     while let Some(Ok(msg)) = stream.next().await {
         if msg.is_close() {
             break;
@@ -75,7 +75,7 @@ pub async fn serve(app: Arc<App>, socket: WebSocket, client_ip: Option<String>) 
         });
     }
     // The watcher holds a sender: it must go for the writer to see the end.
-    watcher.abort();
+    drop(watcher);
     drop(tx);
     let _ = writer.await;
     app.forget_connection(connection_id);

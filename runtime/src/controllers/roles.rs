@@ -4,7 +4,7 @@ use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::service::context::Ctx;
 use crate::service::roles::{self, Write, doc_json};
-use crate::service::search::paging;
+use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, paging};
 use serde_json::{Map, Value, json};
 
 /// Kuzzle's `limits.documentsWriteCount`: the most ids one mDelete takes.
@@ -71,7 +71,7 @@ pub async fn m_get_roles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// `body.controllers`: the roles that name one of them (or `*`); no body: every role.
 pub async fn search_roles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let wanted = name_filter(ctx, "controllers")?;
-    let (from, size) = paging(ctx)?;
+    let (from, size) = paging(ctx, MAX_SIZE)?;
     let rights = ctx.app.rights.current();
     let found: Vec<Value> = rights
         .roles
@@ -188,12 +188,12 @@ pub async fn m_get_profiles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// `body.roles`: the profiles with a policy on one of them; no body: every profile.
 pub async fn search_profiles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let wanted = name_filter(ctx, "roles")?;
-    let (from, size) = paging(ctx)?;
+    let (from, size) = paging(ctx, DEFAULT_SIZE)?;
     let rights = ctx.app.rights.current();
     let found: Vec<Value> = rights
         .profiles
         .values()
-        .filter(|p| wanted.as_ref().is_none_or(|w| p.role_ids().iter().any(|r| w.iter().any(|n| n == r))))
+        .filter(|p| wanted.as_ref().is_none_or(|w| p.role_ids().iter().any(|r| w.contains(r))))
         .map(|p| doc_json(&p.id, &p.body))
         .collect();
     Ok(page(found, from, size))

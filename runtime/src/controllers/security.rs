@@ -4,7 +4,7 @@
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::service::context::Ctx;
-use crate::service::search::{MAX_SIZE, Query, paging};
+use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, Query, paging};
 use crate::service::strategy::{commit, credentials_text, from_arg};
 use crate::service::{api_keys, credentials, rights, roles, users};
 use crate::tokens::{Tokens, now_ms};
@@ -37,7 +37,11 @@ fn target_kuid<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
 }
 
 pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    if ctx.app.store.read(|s| s.admin_exists()).await? {
+    use std::sync::atomic::Ordering::Relaxed;
+    // Outside the rights (the action guards itself), so it must stay cheap for anyone: once
+    // an admin was created, the answer is known without the database.
+    if ctx.app.first_admin_done.load(Relaxed) || ctx.app.store.read(|s| s.admin_exists()).await? {
+        ctx.app.first_admin_done.store(true, Relaxed);
         return Err(KError::new(defs::API_PROCESS_ADMIN_EXISTS, &[]));
     }
     let empty = Map::new();
@@ -54,7 +58,7 @@ pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     // `reset`: the built-in roles and profiles back to the standard set.
     if ctx.req.flag("reset") {
         commit(ctx, roles::reset_changes()).await?;
-        ctx.app.rights.reload(&ctx.app.store).await?;
+        ctx.app.rights.reload(&ctx.app.store).await;
     }
     Ok(created.into())
 }
@@ -91,7 +95,7 @@ pub async fn create_restricted_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 pub async fn get_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let kuid = target_kuid(ctx)?;
-    if kuid == "-1" {
+    if kuid == "-1" || kuid == "anonymous" {
         let mut anonymous = users::anonymous();
         anonymous.as_object_mut().map(|o| o.remove("strategies"));
         return Ok(anonymous.into());
@@ -130,10 +134,9 @@ pub async fn replace_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// `{hits, total}`; the query language is a subset (see `service::search`).
 pub async fn search_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let query = Query::parse(ctx.req.body.as_ref())?;
-    let (from, size) = paging(ctx)?;
-    let found = users::find(ctx, move |u| query.matches(u), usize::MAX).await?;
-    let total = found.len();
-    let hits: Vec<Value> = found.iter().skip(from).take(size).map(users::user_json).collect();
+    let (from, size) = paging(ctx, DEFAULT_SIZE)?;
+    let (found, total) = users::window(ctx, move |u| query.matches(u), from, size, false).await?;
+    let hits: Vec<Value> = found.iter().map(users::user_json).collect();
     Ok(json!({ "hits": hits, "total": total }).into())
 }
 

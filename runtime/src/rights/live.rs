@@ -16,16 +16,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// Entries the rate limiter keeps before it drops those of past seconds.
-const MAX_COUNTED: usize = 100_000;
-
 pub struct Live {
     /// The rights, and the reading they come from (a later reading replaces an earlier one,
     /// never the other way round).
     current: RwLock<(u64, Arc<Rights>)>,
     readings: AtomicU64,
-    /// kuid → (second, requests in it).
-    counts: Mutex<HashMap<String, (i64, u64)>>,
+    stale: std::sync::atomic::AtomicBool,
+    /// The second being counted, and each limited user's requests in it (started over every
+    /// second: it holds at most the users limited within one second).
+    counts: Mutex<(i64, HashMap<String, u64>)>,
 }
 
 /// Reads every role and profile. A body that is not JSON is skipped with a warning (it
@@ -55,6 +54,7 @@ impl Live {
         Ok(Live {
             current: RwLock::new((0, Arc::new(read(store)?))),
             readings: AtomicU64::new(1),
+            stale: Default::default(),
             counts: Mutex::default(),
         })
     }
@@ -71,12 +71,32 @@ impl Live {
         Ok(())
     }
 
-    /// Reads the rights again, after a change committed here.
-    pub async fn reload(&self, db: &Db) -> crate::store::Result<()> {
-        let reading = self.readings.fetch_add(1, Ordering::SeqCst);
-        let rights = db.read(read).await?;
-        self.install(reading, rights);
-        Ok(())
+    /// Reads the rights again, after a change committed here. The change is durable by then:
+    /// a read that fails does not fail the request (a retried create would find it exists);
+    /// it is tried three times, then the node is marked stale and the minute task (see
+    /// `App::sweep_expired_keys`) keeps trying.
+    pub async fn reload(&self, db: &Db) {
+        for attempt in 1..=3u64 {
+            let reading = self.readings.fetch_add(1, Ordering::SeqCst);
+            match db.read(read).await {
+                Ok(rights) => {
+                    self.install(reading, rights);
+                    self.stale.store(false, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("could not read the rights again (try {attempt} of 3): {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+            }
+        }
+        tracing::error!("the rights in force here may be stale until the store answers again");
+        self.stale.store(true, Ordering::SeqCst);
+    }
+
+    /// A reload failed and none succeeded since.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::SeqCst)
     }
 
     fn install(&self, reading: u64, rights: Rights) {
@@ -93,15 +113,15 @@ impl Live {
         }
         let second = now_ms.div_euclid(1000);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.len() >= MAX_COUNTED {
-            counts.retain(|_, (s, _)| *s == second);
+        if counts.0 != second {
+            *counts = (second, HashMap::new());
         }
-        let entry = counts.entry(kuid.to_string()).or_insert((second, 0));
-        if entry.0 != second {
-            *entry = (second, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= limit
+        let count = match counts.1.get_mut(kuid) {
+            Some(count) => count,
+            None => counts.1.entry(kuid.to_string()).or_insert(0),
+        };
+        *count += 1;
+        *count <= limit
     }
 }
 

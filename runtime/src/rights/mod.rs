@@ -46,15 +46,13 @@ impl Rights {
     }
 
     /// Whether a caller holding `profile_ids` may run `controller:action`.
+    /// (Every request: no allocation.)
     pub fn allows(&self, profile_ids: &[&str], controller: &str, action: &str) -> bool {
-        self.roles_of(profile_ids).any(|role| role.allows(controller, action))
-    }
-
-    fn roles_of<'a>(&'a self, profile_ids: &'a [&'a str]) -> impl Iterator<Item = &'a Role> + 'a {
         profile_ids
             .iter()
             .filter_map(|id| self.profiles.get(*id))
-            .flat_map(|p| p.role_ids().into_iter().filter_map(|r| self.roles.get(r)).collect::<Vec<_>>())
+            .flat_map(|p| p.role_ids().iter().filter_map(|r| self.roles.get(r)))
+            .any(|role| role.allows(controller, action))
     }
 
     /// Requests per second a caller holding `profile_ids` may make: the largest of its
@@ -85,7 +83,7 @@ impl Rights {
 
     /// Profiles whose policies name `role_id`.
     pub fn profiles_using(&self, role_id: &str) -> Vec<&str> {
-        self.profiles.values().filter(|p| p.role_ids().contains(&role_id)).map(|p| p.id.as_str()).collect()
+        self.profiles.values().filter(|p| p.role_ids().iter().any(|r| r == role_id)).map(|p| p.id.as_str()).collect()
     }
 }
 

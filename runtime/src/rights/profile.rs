@@ -11,6 +11,10 @@ use serde_json::{Map, Value};
 pub struct Profile {
     pub id: String,
     pub body: Map<String, Value>,
+    /// Its policies' role ids and its rate limit, read once from `body`: every request
+    /// evaluates them.
+    role_ids: Vec<String>,
+    rate_limit: u64,
 }
 
 /// One policy of a profile.
@@ -22,7 +26,11 @@ pub struct Policy<'a> {
 
 impl Profile {
     pub fn new(id: &str, body: Value) -> Self {
-        Profile { id: id.to_string(), body: body.as_object().cloned().unwrap_or_default() }
+        let body = body.as_object().cloned().unwrap_or_default();
+        let mut profile = Profile { id: id.to_string(), body, role_ids: Vec::new(), rate_limit: 0 };
+        profile.role_ids = profile.policies().into_iter().map(|p| p.role_id.to_string()).collect();
+        profile.rate_limit = profile.body.get("rateLimit").and_then(Value::as_u64).unwrap_or(0);
+        profile
     }
 
     pub fn policies(&self) -> Vec<Policy<'_>> {
@@ -47,13 +55,13 @@ impl Profile {
             .collect()
     }
 
-    pub fn role_ids(&self) -> Vec<&str> {
-        self.policies().into_iter().map(|p| p.role_id).collect()
+    pub fn role_ids(&self) -> &[String] {
+        &self.role_ids
     }
 
     /// Requests per second allowed to each of its users, `0` for no limit.
     pub fn rate_limit(&self) -> u64 {
-        self.body.get("rateLimit").and_then(Value::as_u64).unwrap_or(0)
+        self.rate_limit
     }
 }
 
@@ -111,7 +119,7 @@ mod tests {
         let policies = p.policies();
         assert_eq!(policies[0].scopes, vec![("*", "*")]);
         assert_eq!(policies[1].scopes, vec![("i", "c1"), ("i", "c2"), ("j", "*")]);
-        assert_eq!(p.role_ids(), vec!["a", "b"]);
+        assert_eq!(p.role_ids(), ["a", "b"]);
         assert_eq!(p.rate_limit(), 5);
         assert!(check_shape(&p.body).is_ok());
         for bad in [

@@ -84,7 +84,8 @@ pub fn unknown(
         }
         let actions = entry.get("actions").and_then(Value::as_object);
         for action in actions.into_iter().flatten().map(|(a, _)| a) {
-            if action != "*" && controller != "*" && !known(controller, Some(action)) {
+            // Under `*` only `*` means something (an action of every controller).
+            if action != "*" && (controller == "*" || !known(controller, Some(action))) {
                 return Some((controller.clone(), Some(action.clone())));
             }
         }
@@ -154,7 +155,10 @@ mod tests {
         let known = |c: &str, a: Option<&str>| c == "auth" && a.is_none_or(|a| a == "login");
         let body = json!({ "controllers": { "auth": { "actions": { "login": true, "nope": true } } } });
         assert_eq!(unknown(body.as_object().unwrap(), &known), Some(("auth".into(), Some("nope".into()))));
-        let body = json!({ "controllers": { "*": { "actions": { "anything": true } }, "auth": { "actions": { "*": true } } } });
+        let body =
+            json!({ "controllers": { "*": { "actions": { "*": true } }, "auth": { "actions": { "*": true } } } });
         assert_eq!(unknown(body.as_object().unwrap(), &known), None);
+        let body = json!({ "controllers": { "*": { "actions": { "login": true } } } });
+        assert_eq!(unknown(body.as_object().unwrap(), &known), Some(("*".into(), Some("login".into()))));
     }
 }

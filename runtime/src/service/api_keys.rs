@@ -91,7 +91,7 @@ async fn of_user(ctx: &Ctx<'_>, kuid: &str) -> Result<Vec<(String, Map<String, V
 pub async fn search(ctx: &Ctx<'_>, kuid: &str) -> Result<Value, KError> {
     let keys = of_user(ctx, kuid).await?;
     let total = keys.len();
-    let (from, size) = super::search::paging(ctx)?;
+    let (from, size) = super::search::paging(ctx, super::search::DEFAULT_SIZE)?;
     let hits: Vec<Value> = keys.into_iter().skip(from).take(size).map(|(id, source)| shown(&id, source)).collect();
     // The number of keys the user has (Kuzzle answers the page's length here).
     Ok(json!({ "hits": hits, "total": total }))

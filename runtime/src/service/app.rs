@@ -37,6 +37,9 @@ pub struct App {
     pub shared: Option<Arc<dyn Shared>>,
     /// What `GET /metrics` shows: the strategies' families and the store's counters.
     pub metrics: Registry,
+    /// The first admin was created (for good: see `Store::admin_exists`), so createFirstAdmin
+    /// answers 412 without asking the database again.
+    pub first_admin_done: std::sync::atomic::AtomicBool,
 }
 
 /// A store, and what it shares with other nodes if it is a shared one.
@@ -105,6 +108,7 @@ impl App {
             node,
             shared: shared.clone(),
             metrics,
+            first_admin_done: Default::default(),
         });
         if let Some(shared) = shared {
             super::cluster::join(&app, shared).context("following the other nodes")?;
@@ -118,7 +122,8 @@ impl App {
     }
 
     /// Every minute while the server runs: deletes the strategies' expired keys (they read as
-    /// absent already; this gives their room back to the quotas).
+    /// absent already; this gives their room back to the quotas), and reads the rights again
+    /// if a re-read after a change failed.
     pub async fn sweep_expired_keys(self: Arc<Self>) {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
@@ -126,6 +131,10 @@ impl App {
             let now_ms = crate::core::time::now_ms();
             if let Err(e) = self.store.commit(vec![Change::KvSweep { now_ms }]).await {
                 tracing::warn!("could not sweep expired strategy keys: {e}");
+            }
+            // A change to the rights whose re-read failed: try again.
+            if self.rights.is_stale() {
+                self.rights.reload(&self.store).await;
             }
         }
     }

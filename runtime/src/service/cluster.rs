@@ -146,7 +146,12 @@ fn reread_all(app: &impl Node, shared: &dyn Shared) -> crate::store::Result<()> 
         .into_iter()
         .map(|(jti, void_from_ms, expires_ms)| Change::RevokeToken { jti, void_from_ms, expires_ms, refresh: false })
         .collect();
-    changes.extend(revoked.users.into_iter().map(|(kuid, cutoff_ms)| Change::RevokeUser { kuid, cutoff_ms }));
+    for (kuid, cutoff_ms, keys_cutoff) in revoked.users {
+        changes.push(Change::RevokeUser { kuid: kuid.clone(), cutoff_ms, api_keys: false });
+        if let Some(keys_cutoff) = keys_cutoff {
+            changes.push(Change::RevokeUser { kuid, cutoff_ms: keys_cutoff, api_keys: true });
+        }
+    }
     app.tokens().apply(&changes);
     app.rights().reload_blocking(&**store)?;
     for counted in shared.failures(now, app.throttle().lockout_ms())? {

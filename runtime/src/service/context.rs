@@ -20,8 +20,7 @@ pub enum Access {
     /// A logged-in user the rights allow (it acts on its own account): an anonymous caller
     /// gets 401 even if the anonymous role allows the action.
     User,
-    /// Outside the rights: the action guards itself (`createFirstAdmin` works only while no
-    /// admin exists).
+    /// Outside the rights: the action guards itself (`createFirstAdmin` works once, ever).
     Open,
 }
 

@@ -29,10 +29,12 @@ pub fn check(live: &Live, caller: &Caller, controller: &str, action: &str, acces
     if access == Access::User && caller.user.is_none() {
         return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[controller, action]));
     }
-    // Logging in is never limited for anonymous callers, nor logging out for users.
-    let exempt = match caller.user {
-        None => (controller, action) == ("auth", "login"),
-        Some(_) => (controller, action) == ("auth", "logout"),
+    // Logging in is limited per connection instead (`login.logins_per_second`), and logging
+    // out is never refused to a user (Kuzzle's rate limiter).
+    let exempt = match (controller, action) {
+        ("auth", "login") => true,
+        ("auth", "logout") => caller.user.is_some(),
+        _ => false,
     };
     if !exempt && !live.admit(caller.kuid(), rights.rate_limit(&profiles), crate::core::time::now_ms()) {
         return Err(KError::new(defs::API_PROCESS_TOO_MANY_REQUESTS, &[]));

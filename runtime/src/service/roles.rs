@@ -82,7 +82,7 @@ async fn store(ctx: &Ctx<'_>, kind: Doc, id: &str, body: &Map<String, Value>, wr
         insert: write == Write::Create,
     };
     commit(ctx, vec![change]).await?;
-    ctx.app.rights.reload(&ctx.app.store).await?;
+    ctx.app.rights.reload(&ctx.app.store).await;
     Ok(())
 }
 
@@ -100,7 +100,8 @@ pub async fn put_role(
         existing,
         body,
         write,
-        KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[id]),
+        // Kuzzle's updateRole is a storage replace: a missing role is a missing document.
+        KError::new(defs::SERVICES_STORAGE_NOT_FOUND, &[id, "kuzzle", "roles"]),
         KError::new(defs::SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS, &[]),
     )?;
     role::check_shape(&body).map_err(shape_error)?;
@@ -139,12 +140,11 @@ pub async fn put_profile(ctx: &Ctx<'_>, id: &str, body: &Map<String, Value>, wri
     profile::check_shape(&body).map_err(shape_error)?;
     let mut body = with_info(ctx, existing, body);
     body.entry("rateLimit").or_insert(json!(0));
-    let candidate = profile::Profile { id: id.into(), body: body.clone() };
-    let missing: Vec<&str> = candidate.role_ids().into_iter().filter(|r| !rights.roles.contains_key(*r)).collect();
-    if let Some(missing) = missing.first() {
+    let candidate = profile::Profile::new(id, Value::Object(body.clone()));
+    if let Some(missing) = candidate.role_ids().iter().find(|r| !rights.roles.contains_key(*r)) {
         return Err(KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[missing]));
     }
-    if id == "anonymous" && !candidate.role_ids().contains(&"anonymous") {
+    if id == "anonymous" && !candidate.role_ids().iter().any(|r| r == "anonymous") {
         return Err(KError::new(defs::SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE, &[]));
     }
     store(ctx, Doc::Profile, id, &body, write).await?;
@@ -169,7 +169,7 @@ pub fn check_role_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
 pub async fn delete_role(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
     check_role_deletable(ctx, id)?;
     commit(ctx, vec![Change::DeleteDoc { kind: Doc::Role, id: id.into() }]).await?;
-    ctx.app.rights.reload(&ctx.app.store).await?;
+    ctx.app.rights.reload(&ctx.app.store).await;
     Ok(())
 }
 
@@ -193,7 +193,7 @@ pub async fn check_profile_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KErr
 pub async fn delete_profile(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
     check_profile_deletable(ctx, id).await?;
     commit(ctx, vec![Change::DeleteDoc { kind: Doc::Profile, id: id.into() }]).await?;
-    ctx.app.rights.reload(&ctx.app.store).await?;
+    ctx.app.rights.reload(&ctx.app.store).await;
     Ok(())
 }
 

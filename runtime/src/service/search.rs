@@ -10,9 +10,11 @@ use serde_json::Value;
 
 /// Kuzzle's `limits.documentsFetchCount`: the most one search returns.
 pub const MAX_SIZE: usize = 10_000;
+/// Kuzzle's default page for searches of users, profiles and API keys (roles: [`MAX_SIZE`]).
+pub const DEFAULT_SIZE: usize = 10;
 
-/// `from` (default 0) and `size` (default and at most [`MAX_SIZE`]).
-pub fn paging(ctx: &Ctx<'_>) -> Result<(usize, usize), KError> {
+/// `from` (default 0) and `size` (default `default_size`, at most [`MAX_SIZE`]).
+pub fn paging(ctx: &Ctx<'_>, default_size: usize) -> Result<(usize, usize), KError> {
     let number = |name: &str, default: usize| -> Result<usize, KError> {
         match ctx.req.args.get(name) {
             None | Some(Value::Null) => Ok(default),
@@ -21,7 +23,7 @@ pub fn paging(ctx: &Ctx<'_>) -> Result<(usize, usize), KError> {
             Some(_) => Err(bad(name)),
         }
     };
-    let size = number("size", MAX_SIZE)?;
+    let size = number("size", default_size)?;
     if size > MAX_SIZE {
         return Err(KError::new(defs::API_ASSERT_INVALID_ARGUMENT, &["size", "at most 10000"]));
     }

@@ -102,9 +102,10 @@ pub async fn delete(ctx: &Ctx<'_>, user: &User) -> Result<(), KError> {
     }
     let mut changes_ = changes(&overlay);
     changes_.push(Change::DeleteUser(user.kuid.clone()));
-    changes_.push(Tokens::revoke_user_change(&user.kuid));
-    // Its API keys too: they outlive a global logout, not their user (a user created again
-    // under the same kuid must not find them alive).
+    // Every token, its API keys too: they outlive a global logout, not their user (a user
+    // created again under the same kuid must not find them alive, even a key made while this
+    // deletion ran). Their records go as well.
+    changes_.push(Tokens::deleted_user_change(&user.kuid));
     changes_.extend(super::api_keys::deletion_changes(ctx, &user.kuid).await?);
     commit(ctx, changes_).await
 }
@@ -116,20 +117,36 @@ pub async fn find(
     keep: impl Fn(&User) -> bool + Send + Sync + 'static + Clone,
     limit: usize,
 ) -> Result<Vec<User>, KError> {
+    Ok(window(ctx, keep, 0, limit, true).await?.0)
+}
+
+/// The users `keep` accepts, skipping `from` and keeping `size` (a search's page), and how
+/// many it accepts in all; `early`: stop once the page is full (the total is then a floor).
+pub async fn window(
+    ctx: &Ctx<'_>,
+    keep: impl Fn(&User) -> bool + Send + Sync + 'static + Clone,
+    from: usize,
+    size: usize,
+    early: bool,
+) -> Result<(Vec<User>, usize), KError> {
     const PAGE: u32 = 1000;
-    let mut out = Vec::new();
+    let (mut out, mut total) = (Vec::new(), 0);
     let mut after = String::new();
     loop {
-        let from = after.clone();
-        let page = ctx.app.store.read(move |s| s.users_after(&from, PAGE)).await?;
+        let start = after.clone();
+        let page = ctx.app.store.read(move |s| s.users_after(&start, PAGE)).await?;
         let full = page.len() == PAGE as usize;
         if let Some(last) = page.last() {
             after = last.kuid.clone();
         }
-        out.extend(page.into_iter().filter(|u| keep(u)));
-        if out.len() >= limit || !full {
-            out.truncate(limit);
-            return Ok(out);
+        for user in page.into_iter().filter(|u| keep(u)) {
+            if total >= from && out.len() < size {
+                out.push(user);
+            }
+            total += 1;
+        }
+        if !full || (early && out.len() >= size) {
+            return Ok((out, total));
         }
     }
 }

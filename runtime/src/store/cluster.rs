@@ -23,7 +23,12 @@ pub enum Notice {
     /// A token is void from `void_from_ms`.
     RevokeToken { jti: String, void_from_ms: i64 },
     /// Every token of `kuid` issued at or before `cutoff_ms` is void.
-    RevokeUser { kuid: String, cutoff_ms: i64 },
+    RevokeUser {
+        kuid: String,
+        cutoff_ms: i64,
+        #[serde(default)]
+        api_keys: bool,
+    },
     /// An uploaded strategy was registered, replaced or removed.
     Strategy { name: String },
     /// A role or a profile changed: every node reads the rights again.
@@ -50,7 +55,9 @@ impl Notice {
             Change::RevokeToken { jti, void_from_ms, .. } => {
                 Notice::RevokeToken { jti: jti.clone(), void_from_ms: *void_from_ms }
             }
-            Change::RevokeUser { kuid, cutoff_ms } => Notice::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms },
+            Change::RevokeUser { kuid, cutoff_ms, api_keys } => {
+                Notice::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms, api_keys: *api_keys }
+            }
             Change::PutStrategy(s) => Notice::Strategy { name: s.name.clone() },
             Change::DeleteStrategy(name) => Notice::Strategy { name: name.clone() },
             Change::PutDoc { kind: Doc::Role | Doc::Profile, .. }
@@ -74,8 +81,8 @@ impl Notice {
                 expires_ms: None,
                 refresh: false,
             }),
-            Notice::RevokeUser { kuid, cutoff_ms } => {
-                Some(Change::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms })
+            Notice::RevokeUser { kuid, cutoff_ms, api_keys } => {
+                Some(Change::RevokeUser { kuid: kuid.clone(), cutoff_ms: *cutoff_ms, api_keys: *api_keys })
             }
             _ => None,
         }
@@ -156,7 +163,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_stays_under_the_payload_limit() {
-        let notice = Notice::RevokeUser { kuid: "alice".into(), cutoff_ms: 42 };
+        let notice = Notice::RevokeUser { kuid: "alice".into(), cutoff_ms: 42, api_keys: false };
         let text = Envelope::payload("node-a", notice.clone());
         assert_eq!(Envelope::parse(&text), Envelope { from: "node-a".into(), notice });
         let long = Notice::Kv { strategy: "s".into(), key: "k".repeat(10_000) };

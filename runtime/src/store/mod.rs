@@ -116,10 +116,12 @@ pub enum Change {
         /// refreshed already, by any node sharing the database (one new token per token).
         refresh: bool,
     },
-    /// Every token of `kuid` issued at or before `cutoff_ms` is void.
+    /// Every session token of `kuid` issued at or before `cutoff_ms` is void; with
+    /// `api_keys` (the user is deleted) its API keys too.
     RevokeUser {
         kuid: String,
         cutoff_ms: i64,
+        api_keys: bool,
     },
     SetMeta {
         key: String,
@@ -188,7 +190,8 @@ impl Doc {
 #[derive(Debug, Default, Clone)]
 pub struct Revocations {
     pub tokens: Vec<(String, i64, Option<i64>)>,
-    pub users: Vec<(String, i64)>,
+    /// kuid, the sessions' cut-off, the API keys' cut-off (a deleted user's).
+    pub users: Vec<(String, i64, Option<i64>)>,
 }
 
 /// A stored strategy value.

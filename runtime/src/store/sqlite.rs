@@ -92,7 +92,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE strategy_modules ADD COLUMN outbound TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE strategy_modules ADD COLUMN provision TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 6: security documents: roles, profiles, API keys (their fingerprints, never the keys).
+    // 6: security documents: roles, profiles, API keys (their fingerprints, never the keys);
+    //    the first admin's creation recorded for good (`meta.first_admin`), so demoting or
+    //    deleting every admin never reopens createFirstAdmin; a deleted user's cut-off that
+    //    also ends its API keys.
     r#"
     CREATE TABLE security_docs (
         kind TEXT NOT NULL,
@@ -100,10 +103,16 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (kind, id)
     ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) SELECT 'first_admin', kuid FROM users WHERE is_admin = 1 LIMIT 1;
+    ALTER TABLE revoked_users ADD COLUMN api_keys_cutoff_ms INTEGER;
     "#,
 ];
 
 const READERS: usize = 4;
+
+/// Whether the first admin was ever created: an admin exists, or one was once.
+const FIRST_ADMIN_DONE: &str =
+    "SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1) OR EXISTS(SELECT 1 FROM meta WHERE key = 'first_admin')";
 
 pub struct Sqlite {
     writer: Mutex<Connection>,
@@ -200,9 +209,7 @@ impl Store for Sqlite {
     }
 
     fn admin_exists(&self) -> Result<bool> {
-        self.read(|c| {
-            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)")?.query_row([], |r| r.get(0))
-        })
+        self.read(|c| c.prepare_cached(FIRST_ADMIN_DONE)?.query_row([], |r| r.get(0)))
     }
 
     fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>> {
@@ -310,8 +317,8 @@ impl Store for Sqlite {
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             let users = c
-                .prepare("SELECT kuid, cutoff_ms FROM revoked_users")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .prepare("SELECT kuid, cutoff_ms, api_keys_cutoff_ms FROM revoked_users")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(Revocations { tokens, users })
         })
@@ -411,9 +418,7 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
     match change {
         Change::InsertUser { user, first_admin } => {
             if *first_admin {
-                let exists: bool = tx
-                    .query_row("SELECT EXISTS(SELECT 1 FROM users WHERE is_admin = 1)", [], |r| r.get(0))
-                    .map_err(backend)?;
+                let exists: bool = tx.query_row(FIRST_ADMIN_DONE, [], |r| r.get(0)).map_err(backend)?;
                 if exists {
                     return Err(StoreError::AdminExists);
                 }
@@ -427,6 +432,10 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
                 .map_err(backend)?;
             if inserted == 0 {
                 return Err(StoreError::UserExists(user.kuid.clone()));
+            }
+            if *first_admin {
+                tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_admin', ?1)", [&user.kuid])
+                    .map_err(backend)?;
             }
         }
         Change::UpdateUser(user) => {
@@ -503,11 +512,14 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
             )
             .map_err(backend)?;
         }
-        Change::RevokeUser { kuid, cutoff_ms } => {
+        Change::RevokeUser { kuid, cutoff_ms, api_keys } => {
+            let keys_cutoff = api_keys.then_some(*cutoff_ms);
             tx.execute(
-                "INSERT INTO revoked_users (kuid, cutoff_ms) VALUES (?1, ?2)
-                 ON CONFLICT(kuid) DO UPDATE SET cutoff_ms = max(cutoff_ms, excluded.cutoff_ms)",
-                params![kuid, cutoff_ms],
+                "INSERT INTO revoked_users (kuid, cutoff_ms, api_keys_cutoff_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(kuid) DO UPDATE SET cutoff_ms = max(cutoff_ms, excluded.cutoff_ms),
+                   api_keys_cutoff_ms = max(coalesce(api_keys_cutoff_ms, excluded.api_keys_cutoff_ms),
+                                            coalesce(excluded.api_keys_cutoff_ms, api_keys_cutoff_ms))",
+                params![kuid, cutoff_ms, keys_cutoff],
             )
             .map_err(backend)?;
         }

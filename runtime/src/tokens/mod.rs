@@ -130,8 +130,10 @@ pub struct Session {
 struct RevocationState {
     /// jti → void from this time (ms). Refresh sets it in the future (the grace period).
     tokens: HashMap<String, i64>,
-    /// kuid → tokens issued at or before this time (ms) are void.
+    /// kuid → session tokens issued at or before this time (ms) are void.
     users: HashMap<String, i64>,
+    /// kuid → API keys issued at or before this time are void (the user was deleted).
+    deleted: HashMap<String, i64>,
 }
 
 pub struct Tokens {
@@ -149,7 +151,8 @@ impl Tokens {
         let saved = store.revocations(now_ms())?;
         let state = RevocationState {
             tokens: saved.tokens.into_iter().map(|(j, t, _)| (j, t)).collect(),
-            users: saved.users.into_iter().collect(),
+            users: saved.users.iter().map(|(k, c, _)| (k.clone(), *c)).collect(),
+            deleted: saved.users.into_iter().filter_map(|(k, _, keys)| Some((k, keys?))).collect(),
         };
         let codec = match settings.format {
             Format::Jwt => Codec::Jwt(Jwt::new(settings.algorithm, secret)),
@@ -178,8 +181,11 @@ impl Tokens {
     /// Signs a token of a given kind (an API key carries the `kapikey-` prefix).
     pub fn issue_kind(&self, kuid: &str, ttl: Ttl, kind: Kind) -> Issued {
         let mut issued_ms = now_ms();
-        if let Some(cutoff) = self.revoked.read().unwrap_or_else(|p| p.into_inner()).users.get(kuid) {
-            issued_ms = issued_ms.max(cutoff + 1);
+        {
+            let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+            for cutoff in [state.users.get(kuid), state.deleted.get(kuid)].into_iter().flatten() {
+                issued_ms = issued_ms.max(cutoff + 1);
+            }
         }
         let mut random = [0u8; 12];
         self.rng.fill(&mut random).expect("system random");
@@ -217,21 +223,35 @@ impl Tokens {
         }
         let issued_ms =
             claims.jti.split_once('-').and_then(|(ms, _)| ms.parse::<i64>().ok()).ok_or(VerifyError::Invalid)?;
-        let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(void_from) = state.tokens.get(&claims.jti)
-            && now >= *void_from
-        {
-            return Err(VerifyError::Invalid);
-        }
-        // "Every token of this user" (global logout, revokeTokens) keeps the API keys.
-        if let Some(cutoff) = state.users.get(&claims.kuid)
-            && issued_ms <= *cutoff
-            && kind != Kind::ApiKey
-        {
-            return Err(VerifyError::Invalid);
-        }
         let expires_at = claims.exp.map_or(-1, |exp| exp * 1000);
-        Ok(Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at, kind })
+        let session = Session { kuid: claims.kuid, jti: claims.jti, issued_ms, expires_at, kind };
+        if self.revoked(&session, now) {
+            return Err(VerifyError::Invalid);
+        }
+        Ok(session)
+    }
+
+    /// Whether a token that checked out is still good at `now_ms`: not expired, not revoked
+    /// since. Its signature is not checked again (it was, to make the session).
+    pub fn still_valid(&self, session: &Session, now_ms: i64) -> Result<(), VerifyError> {
+        if session.expires_at >= 0 && now_ms >= session.expires_at {
+            return Err(VerifyError::Expired);
+        }
+        if self.revoked(session, now_ms) {
+            return Err(VerifyError::Invalid);
+        }
+        Ok(())
+    }
+
+    fn revoked(&self, session: &Session, now: i64) -> bool {
+        let state = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        if state.tokens.get(&session.jti).is_some_and(|void_from| now >= *void_from) {
+            return true;
+        }
+        // "Every token of this user" (global logout, revokeTokens) keeps the API keys; the
+        // user's deletion ends them too.
+        let cutoffs = if session.kind == Kind::ApiKey { &state.deleted } else { &state.users };
+        cutoffs.get(&session.kuid).is_some_and(|cutoff| session.issued_ms <= *cutoff)
     }
 
     /// The right to refresh this token, once: `None` if it was refreshed (or revoked) already
@@ -264,9 +284,15 @@ impl Tokens {
         change
     }
 
-    /// The change that voids every token of `kuid` issued until now.
+    /// The change that voids every session token of `kuid` issued until now.
     pub fn revoke_user_change(kuid: &str) -> Change {
-        Change::RevokeUser { kuid: kuid.to_string(), cutoff_ms: now_ms() }
+        Change::RevokeUser { kuid: kuid.to_string(), cutoff_ms: now_ms(), api_keys: false }
+    }
+
+    /// The change that voids every token of a deleted user, API keys included: a user created
+    /// again under the same kuid starts with none.
+    pub fn deleted_user_change(kuid: &str) -> Change {
+        Change::RevokeUser { kuid: kuid.to_string(), cutoff_ms: now_ms(), api_keys: true }
     }
 
     /// Mirrors committed revocation changes in memory.
@@ -278,9 +304,13 @@ impl Tokens {
                     let entry = state.tokens.entry(jti.clone()).or_insert(*void_from_ms);
                     *entry = (*entry).min(*void_from_ms);
                 }
-                Change::RevokeUser { kuid, cutoff_ms } => {
+                Change::RevokeUser { kuid, cutoff_ms, api_keys } => {
                     let entry = state.users.entry(kuid.clone()).or_insert(*cutoff_ms);
                     *entry = (*entry).max(*cutoff_ms);
+                    if *api_keys {
+                        let entry = state.deleted.entry(kuid.clone()).or_insert(*cutoff_ms);
+                        *entry = (*entry).max(*cutoff_ms);
+                    }
                 }
                 _ => {}
             }
@@ -353,5 +383,10 @@ mod tests {
         assert!(tokens.check(&session).is_err(), "global logout ends sessions");
         assert!(tokens.check(&once).is_err());
         assert!(tokens.check(&key).is_ok(), "and keeps API keys");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        tokens.apply(&[Tokens::deleted_user_change("alice")]);
+        assert!(tokens.check(&key).is_err(), "the user's deletion ends them");
+        let again = tokens.issue_kind("alice", Ttl::Infinite, Kind::ApiKey).token;
+        assert!(tokens.check(&again).is_ok(), "a key issued after it is not void at birth");
     }
 }

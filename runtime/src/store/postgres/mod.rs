@@ -182,6 +182,11 @@ fn decode_user(kuid: String, content: &str) -> Result<User> {
     Ok(User { kuid, content })
 }
 
+/// A row if the first admin was ever created: an admin exists, or one was once (demoting or
+/// deleting every admin never reopens createFirstAdmin).
+const FIRST_ADMIN_DONE: &str = "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE is_admin)
+     OR EXISTS (SELECT 1 FROM meta WHERE key = 'first_admin')";
+
 fn apply(
     tx: &mut impl GenericClient,
     statements: &mut HashMap<&'static str, Statement>,
@@ -195,7 +200,7 @@ fn apply(
         Change::InsertUser { user, first_admin } => {
             if *first_admin {
                 run("SELECT pg_advisory_xact_lock($1)", &[&ADMIN_LOCK])?;
-                let admins = run("SELECT 1 FROM users WHERE is_admin LIMIT 1", &[])?;
+                let admins = run(FIRST_ADMIN_DONE, &[])?;
                 if admins > 0 {
                     return Err(Failed::Store(StoreError::AdminExists));
                 }
@@ -207,6 +212,12 @@ fn apply(
             )?;
             if inserted == 0 {
                 return Err(Failed::Store(StoreError::UserExists(user.kuid.clone())));
+            }
+            if *first_admin {
+                run(
+                    "INSERT INTO meta (key, value) VALUES ('first_admin', $1) ON CONFLICT (key) DO NOTHING",
+                    &[&user.kuid],
+                )?;
             }
         }
         Change::UpdateUser(user) => {
@@ -278,11 +289,14 @@ fn apply(
                 &[jti, void_from_ms, expires_ms],
             )?;
         }
-        Change::RevokeUser { kuid, cutoff_ms } => {
+        Change::RevokeUser { kuid, cutoff_ms, api_keys } => {
+            let keys_cutoff = api_keys.then_some(*cutoff_ms);
+            // GREATEST ignores NULLs: a cut-off without API keys keeps the one with.
             run(
-                "INSERT INTO revoked_users AS r (kuid, cutoff_ms) VALUES ($1, $2)
-                 ON CONFLICT (kuid) DO UPDATE SET cutoff_ms = GREATEST(r.cutoff_ms, excluded.cutoff_ms)",
-                &[kuid, cutoff_ms],
+                "INSERT INTO revoked_users AS r (kuid, cutoff_ms, api_keys_cutoff_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (kuid) DO UPDATE SET cutoff_ms = GREATEST(r.cutoff_ms, excluded.cutoff_ms),
+                   api_keys_cutoff_ms = GREATEST(r.api_keys_cutoff_ms, excluded.api_keys_cutoff_ms)",
+                &[kuid, cutoff_ms, &keys_cutoff],
             )?;
         }
         Change::PutStrategy(st) => {
@@ -381,7 +395,7 @@ impl Store for Postgres {
     }
 
     fn admin_exists(&self) -> Result<bool> {
-        Ok(!self.read(|c| c.query("SELECT 1 FROM users WHERE is_admin LIMIT 1", &[]))?.is_empty())
+        Ok(!self.read(|c| c.query(FIRST_ADMIN_DONE, &[]))?.is_empty())
     }
 
     fn linked_strategies(&self, kuid: &str) -> Result<Vec<String>> {
@@ -515,9 +529,9 @@ impl Store for Postgres {
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
             let users = c
-                .query("SELECT kuid, cutoff_ms FROM revoked_users", &[])?
+                .query("SELECT kuid, cutoff_ms, api_keys_cutoff_ms FROM revoked_users", &[])?
                 .iter()
-                .map(|r| (r.get(0), r.get(1)))
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
             Ok(Revocations { tokens, users })
         })

@@ -85,7 +85,9 @@ pub const MIGRATIONS: &[&str] = &[
         locked_until_ms BIGINT
     );
     "#,
-    // 2: security documents: roles, profiles, API keys (their fingerprints, never the keys).
+    // 2: security documents: roles, profiles, API keys (their fingerprints, never the keys);
+    //    the first admin's creation recorded for good; a deleted user's cut-off that also ends
+    //    its API keys; users in byte order (their pages, whatever the database's locale).
     r#"
     CREATE TABLE security_docs (
         kind TEXT NOT NULL,
@@ -93,6 +95,10 @@ pub const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (kind, id)
     );
+    INSERT INTO meta (key, value) SELECT 'first_admin', kuid FROM users WHERE is_admin LIMIT 1
+        ON CONFLICT (key) DO NOTHING;
+    ALTER TABLE revoked_users ADD COLUMN api_keys_cutoff_ms BIGINT;
+    CREATE INDEX users_kuid_bytes ON users (kuid COLLATE "C");
     "#,
 ];
 
