@@ -22,6 +22,11 @@ pub struct Live {
     current: RwLock<(u64, Arc<Rights>)>,
     readings: AtomicU64,
     stale: std::sync::atomic::AtomicBool,
+    /// Held by a role or profile write from its checks to its re-read: on one node, writes
+    /// happen one after the other (no lost update, no profile created on a role being
+    /// deleted). Across nodes they are not serialized: two administrators editing the same
+    /// role on two nodes at the same moment can lose one edit.
+    pub writing: tokio::sync::Mutex<()>,
     /// The second being counted, and each limited user's requests in it (started over every
     /// second: it holds at most the users limited within one second).
     counts: Mutex<(i64, HashMap<String, u64>)>,
@@ -55,6 +60,7 @@ impl Live {
             current: RwLock::new((0, Arc::new(read(store)?))),
             readings: AtomicU64::new(1),
             stale: Default::default(),
+            writing: Default::default(),
             counts: Mutex::default(),
         })
     }

@@ -93,6 +93,7 @@ pub async fn put_role(
     write: Write,
     force: bool,
 ) -> Result<Value, KError> {
+    let _one_at_a_time = ctx.app.rights.writing.lock().await;
     crate::core::ids::check_document_id(id)?;
     let rights = ctx.app.rights.current();
     let existing = rights.roles.get(id).map(|r| &r.body);
@@ -127,6 +128,7 @@ pub async fn put_role(
 }
 
 pub async fn put_profile(ctx: &Ctx<'_>, id: &str, body: &Map<String, Value>, write: Write) -> Result<Value, KError> {
+    let _one_at_a_time = ctx.app.rights.writing.lock().await;
     crate::core::ids::check_document_id(id)?;
     let rights = ctx.app.rights.current();
     let existing = rights.profiles.get(id).map(|p| &p.body);
@@ -167,6 +169,7 @@ pub fn check_role_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
 }
 
 pub async fn delete_role(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
+    let _one_at_a_time = ctx.app.rights.writing.lock().await;
     check_role_deletable(ctx, id)?;
     commit(ctx, vec![Change::DeleteDoc { kind: Doc::Role, id: id.into() }]).await?;
     ctx.app.rights.reload(&ctx.app.store).await;
@@ -191,6 +194,7 @@ pub async fn check_profile_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KErr
 }
 
 pub async fn delete_profile(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
+    let _one_at_a_time = ctx.app.rights.writing.lock().await;
     check_profile_deletable(ctx, id).await?;
     commit(ctx, vec![Change::DeleteDoc { kind: Doc::Profile, id: id.into() }]).await?;
     ctx.app.rights.reload(&ctx.app.store).await;
