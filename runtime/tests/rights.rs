@@ -434,6 +434,7 @@ fn create_first_admin_with_reset_restores_the_standard_set() {
         kind: sandgate::store::Doc::Role,
         id: "default".into(),
         body: open.to_string(),
+        owner: None,
         insert: false,
     };
     s.app.store.blocking().commit(&[change]).unwrap();

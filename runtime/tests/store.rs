@@ -171,8 +171,13 @@ fn an_insert_fails_if_the_key_was_stored_meanwhile() {
 #[test]
 fn security_documents_by_kind_inserted_once_and_users_paged_in_byte_order() {
     on_both(|db| {
-        let doc =
-            |kind, id: &str, body: &str, insert| Change::PutDoc { kind, id: id.into(), body: body.into(), insert };
+        let doc = |kind, id: &str, body: &str, insert| Change::PutDoc {
+            kind,
+            id: id.into(),
+            body: body.into(),
+            owner: None,
+            insert,
+        };
         db.commit(&[doc(Doc::Role, "r", "{\"a\":1}", true), doc(Doc::Profile, "r", "{\"b\":2}", true)]).unwrap();
         let err = db.commit(&[doc(Doc::Role, "r", "{}", true)]).unwrap_err();
         assert!(matches!(err, StoreError::DocExists { ref kind, ref id } if kind == "role" && id == "r"), "{err}");
@@ -180,6 +185,21 @@ fn security_documents_by_kind_inserted_once_and_users_paged_in_byte_order() {
         assert_eq!(db.docs(Doc::Role).unwrap(), vec![("Z".into(), "{}".into()), ("r".into(), "{\"a\":3}".into())]);
         assert_eq!(db.docs(Doc::Profile).unwrap(), vec![("r".into(), "{\"b\":2}".into())], "kinds apart");
         assert!(db.docs(Doc::ApiKey).unwrap().is_empty());
+        // Listed by owner (an API key's user), and only theirs.
+        let key = |id: &str, owner: &str| Change::PutDoc {
+            kind: Doc::ApiKey,
+            id: id.into(),
+            body: "{}".into(),
+            owner: Some(owner.into()),
+            insert: true,
+        };
+        db.commit(&[key("k2", "alice"), key("k1", "alice"), key("k3", "bob")]).unwrap();
+        let ids =
+            |owner| db.docs_of(Doc::ApiKey, owner).unwrap().into_iter().map(|(id, _)| id).collect::<Vec<String>>();
+        assert_eq!(ids("alice"), vec!["k1", "k2"]);
+        assert_eq!(ids("bob"), vec!["k3"]);
+        assert!(ids("carol").is_empty());
+        assert!(db.docs_of(Doc::Role, "alice").unwrap().is_empty(), "kinds apart");
         db.commit(&[Change::DeleteDoc { kind: Doc::Role, id: "r".into() }]).unwrap();
         assert_eq!(db.docs(Doc::Role).unwrap().len(), 1);
         assert_eq!(db.docs(Doc::Profile).unwrap().len(), 1);

@@ -71,7 +71,8 @@ pub async fn create(ctx: &Ctx<'_>, kuid: &str, capped: bool) -> Result<Value, KE
     .cloned()
     .unwrap_or_default();
     let body = Value::Object(source.clone()).to_string();
-    commit(ctx, vec![Change::PutDoc { kind: Doc::ApiKey, id: id.clone(), body, insert: true }]).await?;
+    let owner = Some(kuid.to_string());
+    commit(ctx, vec![Change::PutDoc { kind: Doc::ApiKey, id: id.clone(), body, owner, insert: true }]).await?;
     source.remove("jti");
     source.insert("token".into(), json!(issued.token));
     Ok(json!({ "_id": id, "_source": Value::Object(source) }))
@@ -79,12 +80,9 @@ pub async fn create(ctx: &Ctx<'_>, kuid: &str, capped: bool) -> Result<Value, KE
 
 /// Every key of `kuid` (id, `_source`), by id.
 async fn of_user(ctx: &Ctx<'_>, kuid: &str) -> Result<Vec<(String, Map<String, Value>)>, KError> {
-    let docs = ctx.app.store.read(|s| s.docs(Doc::ApiKey)).await?;
-    Ok(docs
-        .into_iter()
-        .filter_map(|(id, body)| Some((id, source_of(&body)?)))
-        .filter(|(_, source)| source.get("userId").and_then(Value::as_str) == Some(kuid))
-        .collect())
+    let owner = kuid.to_string();
+    let docs = ctx.app.store.read(move |s| s.docs_of(Doc::ApiKey, &owner)).await?;
+    Ok(docs.into_iter().filter_map(|(id, body)| Some((id, source_of(&body)?))).collect())
 }
 
 /// `{hits, total}`: the keys of `kuid`, without their tokens, `from`/`size` applied.

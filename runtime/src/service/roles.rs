@@ -79,6 +79,7 @@ async fn store(ctx: &Ctx<'_>, kind: Doc, id: &str, body: &Map<String, Value>, wr
         kind,
         id: id.to_string(),
         body: Value::Object(body.clone()).to_string(),
+        owner: None,
         insert: write == Write::Create,
     };
     commit(ctx, vec![change]).await?;
@@ -211,12 +212,14 @@ pub fn reset_changes() -> Vec<Change> {
             kind: Doc::Role,
             id: id.into(),
             body: Value::Object(role.body).to_string(),
+            owner: None,
             insert: false,
         });
         changes.push(Change::PutDoc {
             kind: Doc::Profile,
             id: id.into(),
             body: Value::Object(profile.body).to_string(),
+            owner: None,
             insert: false,
         });
     }

@@ -389,6 +389,9 @@ mod tests {
         fn docs(&self, kind: crate::store::Doc) -> Result<Vec<(String, String)>> {
             self.0.docs(kind)
         }
+        fn docs_of(&self, kind: crate::store::Doc, owner: &str) -> Result<Vec<(String, String)>> {
+            self.0.docs_of(kind, owner)
+        }
         fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>> {
             self.0.users_after(after, limit)
         }

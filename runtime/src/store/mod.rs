@@ -132,6 +132,8 @@ pub enum Change {
         kind: Doc,
         id: String,
         body: String,
+        /// Whose it is, to list them by owner (an API key's user); `None` for the others.
+        owner: Option<String>,
         /// Only if it does not exist: else [`StoreError::DocExists`].
         insert: bool,
     },
@@ -235,6 +237,8 @@ pub trait Store: Send + Sync + 'static {
     fn meta_get(&self, key: &str) -> Result<Option<String>>;
     /// Every document of a kind, `(id, body)`, by id.
     fn docs(&self, kind: Doc) -> Result<Vec<(String, String)>>;
+    /// The documents of a kind that `owner` owns, `(id, body)`, by id.
+    fn docs_of(&self, kind: Doc, owner: &str) -> Result<Vec<(String, String)>>;
     /// Users in kuid order, after `after` (`""`: from the first), at most `limit`.
     fn users_after(&self, after: &str, limit: u32) -> Result<Vec<User>>;
     /// Every uploaded strategy, by name.

@@ -101,8 +101,10 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
         body TEXT NOT NULL,
+        owner TEXT,
         PRIMARY KEY (kind, id)
     ) WITHOUT ROWID;
+    CREATE INDEX security_docs_owner ON security_docs(kind, owner) WHERE owner IS NOT NULL;
     INSERT INTO meta (key, value) SELECT 'first_admin', kuid FROM users WHERE is_admin = 1 LIMIT 1;
     ALTER TABLE revoked_users ADD COLUMN api_keys_cutoff_ms INTEGER;
     "#,
@@ -270,6 +272,14 @@ impl Store for Sqlite {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT id, body FROM security_docs WHERE kind = ?1 ORDER BY id")?;
             stmt.query_map([kind.name()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    fn docs_of(&self, kind: Doc, owner: &str) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, body FROM security_docs WHERE kind = ?1 AND owner = ?2 ORDER BY id")?;
+            stmt.query_map([kind.name(), owner], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
     }
 
@@ -547,14 +557,15 @@ fn apply(tx: &rusqlite::Connection, change: &Change) -> Result<()> {
         Change::DeleteStrategy(name) => {
             tx.execute("DELETE FROM strategy_modules WHERE name = ?1", [name]).map_err(backend)?;
         }
-        Change::PutDoc { kind, id, body, insert } => {
+        Change::PutDoc { kind, id, body, owner, insert } => {
             let sql = if *insert {
-                "INSERT INTO security_docs (kind, id, body) VALUES (?1, ?2, ?3) ON CONFLICT(kind, id) DO NOTHING"
+                "INSERT INTO security_docs (kind, id, body, owner) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(kind, id) DO NOTHING"
             } else {
-                "INSERT INTO security_docs (kind, id, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body"
+                "INSERT INTO security_docs (kind, id, body, owner) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body, owner = excluded.owner"
             };
-            if tx.execute(sql, params![kind.name(), id, body]).map_err(backend)? == 0 {
+            if tx.execute(sql, params![kind.name(), id, body, owner]).map_err(backend)? == 0 {
                 return Err(StoreError::DocExists { kind: kind.name().into(), id: id.clone() });
             }
         }

@@ -323,20 +323,21 @@ fn apply(
         Change::DeleteStrategy(name) => {
             run("DELETE FROM strategy_modules WHERE name = $1", &[name])?;
         }
-        Change::PutDoc { kind, id, body, insert: true } => {
+        Change::PutDoc { kind, id, body, owner, insert: true } => {
             let stored = run(
-                "INSERT INTO security_docs (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO NOTHING",
-                &[&kind.name(), id, body],
+                "INSERT INTO security_docs (kind, id, body, owner) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (kind, id) DO NOTHING",
+                &[&kind.name(), id, body, owner],
             )?;
             if stored == 0 {
                 return Err(Failed::Store(StoreError::DocExists { kind: kind.name().into(), id: id.clone() }));
             }
         }
-        Change::PutDoc { kind, id, body, insert: false } => {
+        Change::PutDoc { kind, id, body, owner, insert: false } => {
             run(
-                "INSERT INTO security_docs (kind, id, body) VALUES ($1, $2, $3)
-                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-                &[&kind.name(), id, body],
+                "INSERT INTO security_docs (kind, id, body, owner) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, owner = excluded.owner",
+                &[&kind.name(), id, body, owner],
             )?;
         }
         Change::DeleteDoc { kind, id } => {
@@ -476,6 +477,16 @@ impl Store for Postgres {
     fn docs(&self, kind: Doc) -> Result<Vec<(String, String)>> {
         let rows = self.read(|c| {
             c.query("SELECT id, body FROM security_docs WHERE kind = $1 ORDER BY id COLLATE \"C\"", &[&kind.name()])
+        })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn docs_of(&self, kind: Doc, owner: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT id, body FROM security_docs WHERE kind = $1 AND owner = $2 ORDER BY id COLLATE \"C\"",
+                &[&kind.name(), &owner],
+            )
         })?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }

@@ -93,8 +93,10 @@ pub const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
         body TEXT NOT NULL,
+        owner TEXT,
         PRIMARY KEY (kind, id)
     );
+    CREATE INDEX security_docs_owner ON security_docs(kind, owner) WHERE owner IS NOT NULL;
     INSERT INTO meta (key, value) SELECT 'first_admin', kuid FROM users WHERE is_admin LIMIT 1
         ON CONFLICT (key) DO NOTHING;
     ALTER TABLE revoked_users ADD COLUMN api_keys_cutoff_ms BIGINT;
