@@ -131,7 +131,13 @@ fn the_checks_that_keep_the_server_usable() {
     assert_error(&s.post("/roles/typo/_create", typo_action, Some(&admin)), 400, "security.role.unknown_action");
     assert_eq!(s.post("/roles/typo/_create?force", typo, Some(&admin)).0, 200);
     let not_bool = json!({ "controllers": { "auth": { "actions": { "login": "yes" } } } });
-    assert_error(&s.post("/roles/odd/_create", not_bool, Some(&admin)), 400, "api.assert.invalid_argument");
+    assert_error(&s.post("/roles/odd/_create", not_bool, Some(&admin)), 400, "api.assert.invalid_type");
+    assert_error(&s.post("/roles/odd/_create", json!({}), Some(&admin)), 400, "api.assert.missing_argument");
+    assert_error(
+        &s.post("/profiles/odd/_create", json!({ "policies": [] }), Some(&admin)),
+        400,
+        "api.assert.empty_argument",
+    );
     // Exists / missing.
     assert_error(
         &s.post("/roles/reader/_create", reader_role(), Some(&admin)),

@@ -80,6 +80,18 @@ pub mod defs {
         code: 33619979,
         template: r#"The argument "%s" is not allowed by this API action."#,
     };
+    pub const API_ASSERT_EMPTY_ARGUMENT: Def = Def {
+        id: "api.assert.empty_argument",
+        status: 400,
+        code: 33619972,
+        template: r#"The argument "%s" is empty."#,
+    };
+    pub const API_ASSERT_UNEXPECTED_ARGUMENT: Def = Def {
+        id: "api.assert.unexpected_argument",
+        status: 400,
+        code: 33619975,
+        template: r#"Unexpected argument "%s" (accepted arguments: %s)"#,
+    };
     pub const API_ASSERT_BODY_REQUIRED: Def = Def {
         id: "api.assert.body_required",
         status: 400,

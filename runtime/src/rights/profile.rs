@@ -5,6 +5,7 @@
 //! actions carry none, so a restricted policy still applies to them, as in Kuzzle for
 //! requests without an index. They are kept and returned as given.
 
+use crate::core::errors::{KError, defs};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,40 +66,76 @@ impl Profile {
     }
 }
 
-/// What a profile body must be. Returns the argument at fault and what was expected.
-pub fn check_shape(body: &Map<String, Value>) -> Result<(), (String, &'static str)> {
-    let Some(policies) = body.get("policies").and_then(Value::as_array).filter(|p| !p.is_empty()) else {
-        return Err(("body.policies".into(), "a non-empty array of {roleId, restrictedTo?}"));
+/// What a profile body must be, checked as Kuzzle's `Profile.validateDefinition` (its error
+/// ids, arguments named `<profile id>.policies…`).
+pub fn check_shape(id: &str, body: &Map<String, Value>) -> Result<(), KError> {
+    let at = format!("{id}.policies");
+    let policies = match body.get("policies") {
+        None | Some(Value::Null) => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&at])),
+        Some(Value::Array(p)) if p.is_empty() => return Err(KError::new(defs::API_ASSERT_EMPTY_ARGUMENT, &[&at])),
+        Some(Value::Array(p)) => p,
+        Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "object[]"])),
     };
     for (i, p) in policies.iter().enumerate() {
-        if p.get("roleId").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err((format!("body.policies[{i}].roleId"), "a role id"));
+        let at = format!("{id}.policies[{i}]");
+        let Some(p) = p.as_object() else {
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "object"]));
+        };
+        if let Some(key) = p.keys().find(|k| *k != "roleId" && *k != "restrictedTo") {
+            return Err(KError::new(
+                defs::API_ASSERT_UNEXPECTED_ARGUMENT,
+                &[&format!("{at}.{key}"), r#""roleId", "restrictedTo""#],
+            ));
         }
-        match p.get("restrictedTo") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(list)) => {
-                for (j, r) in list.iter().enumerate() {
-                    let index_ok = r.get("index").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
-                    let cols_ok = match r.get("collections") {
-                        None | Some(Value::Null) => true,
-                        Some(Value::Array(c)) => c.iter().all(Value::is_string),
-                        Some(_) => false,
-                    };
-                    if !index_ok || !cols_ok {
-                        return Err((
-                            format!("body.policies[{i}].restrictedTo[{j}]"),
-                            "an object {index, collections?: string[]}",
-                        ));
-                    }
+        match p.get("roleId") {
+            Some(Value::String(r)) if !r.is_empty() => {}
+            None | Some(Value::Null) => {
+                return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&format!("{at}.roleId")]));
+            }
+            Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("{at}.roleId"), "string"])),
+        }
+        let restricted = match p.get("restrictedTo") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(list)) => list,
+            Some(_) => {
+                return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("{at}.restrictedTo"), "object[]"]));
+            }
+        };
+        for (j, r) in restricted.iter().enumerate() {
+            let at = format!("{at}.restrictedTo[{j}]");
+            let Some(r) = r.as_object() else {
+                return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "object"]));
+            };
+            if let Some(key) = r.keys().find(|k| *k != "index" && *k != "collections") {
+                return Err(KError::new(
+                    defs::API_ASSERT_UNEXPECTED_ARGUMENT,
+                    &[&format!("{at}.{key}"), r#""index", "collections""#],
+                ));
+            }
+            match r.get("index") {
+                Some(Value::String(ix)) if !ix.is_empty() => {}
+                None | Some(Value::Null) => {
+                    return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&format!("{at}.index")]));
+                }
+                Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("{at}.index"), "string"])),
+            }
+            match r.get("collections") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(c)) if c.iter().all(Value::is_string) => {}
+                Some(_) => {
+                    let at = format!("{at}.collections");
+                    return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "string[]"]));
                 }
             }
-            Some(_) => return Err((format!("body.policies[{i}].restrictedTo"), "an array")),
         }
     }
     match body.get("rateLimit") {
         None | Some(Value::Null) => Ok(()),
         Some(v) if v.as_u64().is_some() => Ok(()),
-        Some(_) => Err(("body.rateLimit".into(), "a positive integer or 0 (no limit)")),
+        Some(v) if v.as_i64().is_some() => {
+            Err(KError::new(defs::API_ASSERT_INVALID_ARGUMENT, &["rateLimit", "positive integer, or zero"]))
+        }
+        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["rateLimit", "integer"])),
     }
 }
 
@@ -121,16 +158,26 @@ mod tests {
         assert_eq!(policies[1].scopes, vec![("i", "c1"), ("i", "c2"), ("j", "*")]);
         assert_eq!(p.role_ids(), ["a", "b"]);
         assert_eq!(p.rate_limit(), 5);
-        assert!(check_shape(&p.body).is_ok());
-        for bad in [
-            json!({}),
-            json!({ "policies": [] }),
-            json!({ "policies": [{}] }),
-            json!({ "policies": [{ "roleId": "a", "restrictedTo": "x" }] }),
-            json!({ "policies": [{ "roleId": "a", "restrictedTo": [{ "collections": ["c"] }] }] }),
-            json!({ "policies": [{ "roleId": "a" }], "rateLimit": -1 }),
+        assert!(check_shape("p", &p.body).is_ok());
+        for (bad, id) in [
+            (json!({}), "api.assert.missing_argument"),
+            (json!({ "policies": [] }), "api.assert.empty_argument"),
+            (json!({ "policies": {} }), "api.assert.invalid_type"),
+            (json!({ "policies": [{}] }), "api.assert.missing_argument"),
+            (json!({ "policies": [{ "roleId": "a", "extra": 1 }] }), "api.assert.unexpected_argument"),
+            (json!({ "policies": [{ "roleId": "a", "restrictedTo": "x" }] }), "api.assert.invalid_type"),
+            (
+                json!({ "policies": [{ "roleId": "a", "restrictedTo": [{ "collections": ["c"] }] }] }),
+                "api.assert.missing_argument",
+            ),
+            (
+                json!({ "policies": [{ "roleId": "a", "restrictedTo": [{ "index": "i", "collections": "c" }] }] }),
+                "api.assert.invalid_type",
+            ),
+            (json!({ "policies": [{ "roleId": "a" }], "rateLimit": -1 }), "api.assert.invalid_argument"),
+            (json!({ "policies": [{ "roleId": "a" }], "rateLimit": 1.5 }), "api.assert.invalid_type"),
         ] {
-            assert!(check_shape(bad.as_object().unwrap()).is_err(), "{bad}");
+            assert_eq!(check_shape("p", bad.as_object().unwrap()).unwrap_err().id, id, "{bad}");
         }
     }
 }

@@ -5,6 +5,7 @@
 //! entirely (a role that names `auth` says everything it allows on `auth`). Then the same
 //! for the action. Only the boolean `true` allows: anything else stored there denies.
 
+use crate::core::errors::{KError, defs};
 use serde_json::{Map, Value};
 
 /// A role as stored: its id and its body, kept as given (extra fields included), since
@@ -46,26 +47,33 @@ impl Role {
     }
 }
 
-/// What a role body must be: `controllers` an object of `{actions: {...}}` objects. Returns
-/// the argument at fault and what was expected. Unknown controllers and actions are checked
-/// apart ([`unknown`]), since `force` lets them through.
-pub fn check_shape(body: &Map<String, Value>) -> Result<(), (String, &'static str)> {
-    let Some(controllers) = body.get("controllers") else {
-        return Err(("body.controllers".into(), "an object"));
+/// What a role body must be, checked as Kuzzle's `Role.validateDefinition` (its error ids,
+/// arguments named `<role id>.controllers…`): `controllers` a non-empty object of non-empty
+/// `{actions: {...}}` objects whose values are booleans. Unknown controllers and actions are
+/// checked apart ([`unknown`]), since `force` lets them through.
+pub fn check_shape(id: &str, body: &Map<String, Value>) -> Result<(), KError> {
+    let at = format!("{id}.controllers");
+    let controllers = match body.get("controllers") {
+        None | Some(Value::Null) => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&at])),
+        Some(Value::Object(c)) if c.is_empty() => return Err(KError::new(defs::API_ASSERT_EMPTY_ARGUMENT, &[&at])),
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "object"])),
     };
-    let Some(controllers) = controllers.as_object() else {
-        return Err(("body.controllers".into(), "an object"));
-    };
-    if controllers.is_empty() {
-        return Err(("body.controllers".into(), "a non-empty object"));
-    }
     for (name, entry) in controllers {
-        let actions = entry.as_object().and_then(|e| e.get("actions")).and_then(Value::as_object);
-        let Some(actions) = actions.filter(|a| !a.is_empty()) else {
-            return Err((format!("body.controllers.{name}"), r#"an object {"actions": {...}}, not empty"#));
+        let entry = match entry {
+            Value::Object(e) if e.is_empty() => return Err(KError::new(defs::API_ASSERT_EMPTY_ARGUMENT, &[name])),
+            Value::Object(e) => e,
+            _ => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[name, "object"])),
+        };
+        let at = format!("{name}.actions");
+        let actions = match entry.get("actions") {
+            None | Some(Value::Null) => return Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &[&at])),
+            Some(Value::Object(a)) if a.is_empty() => return Err(KError::new(defs::API_ASSERT_EMPTY_ARGUMENT, &[&at])),
+            Some(Value::Object(a)) => a,
+            Some(_) => return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&at, "object"])),
         };
         if let Some((action, _)) = actions.iter().find(|(_, v)| !v.is_boolean()) {
-            return Err((format!("body.controllers.{name}.actions.{action}"), "a boolean"));
+            return Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[&format!("{at}.{action}"), "boolean"]));
         }
     }
     Ok(())
@@ -142,16 +150,20 @@ mod tests {
 
     #[test]
     fn shape_and_unknown_names() {
-        assert!(
-            check_shape(
-                &json!({ "controllers": { "auth": { "actions": { "login": true } } } }).as_object().unwrap().clone()
-            )
-            .is_ok()
+        let check = |v: Value| check_shape("r", v.as_object().unwrap()).map_err(|e| (e.id, e.message));
+        assert!(check(json!({ "controllers": { "auth": { "actions": { "login": true } } } })).is_ok());
+        assert_eq!(check(json!({})).unwrap_err().0, "api.assert.missing_argument");
+        assert_eq!(check(json!({ "controllers": {} })).unwrap_err().0, "api.assert.empty_argument");
+        assert_eq!(check(json!({ "controllers": [] })).unwrap_err().0, "api.assert.invalid_type");
+        assert_eq!(check(json!({ "controllers": { "auth": true } })).unwrap_err().0, "api.assert.invalid_type");
+        assert_eq!(check(json!({ "controllers": { "auth": {} } })).unwrap_err().0, "api.assert.empty_argument");
+        assert_eq!(
+            check(json!({ "controllers": { "auth": { "x": 1 } } })).unwrap_err().0,
+            "api.assert.missing_argument"
         );
-        assert!(check_shape(&json!({}).as_object().unwrap().clone()).is_err());
-        assert!(check_shape(&json!({ "controllers": { "auth": true } }).as_object().unwrap().clone()).is_err());
-        let not_bool = json!({ "controllers": { "auth": { "actions": { "login": "yes" } } } });
-        assert!(check_shape(not_bool.as_object().unwrap()).is_err(), "only booleans are written");
+        let not_bool = check(json!({ "controllers": { "auth": { "actions": { "login": "yes" } } } })).unwrap_err();
+        assert_eq!(not_bool.0, "api.assert.invalid_type", "only booleans are written");
+        assert_eq!(not_bool.1, r#"Wrong type for argument "auth.actions.login" (expected: boolean)"#);
         let known = |c: &str, a: Option<&str>| c == "auth" && a.is_none_or(|a| a == "login");
         let body = json!({ "controllers": { "auth": { "actions": { "login": true, "nope": true } } } });
         assert_eq!(unknown(body.as_object().unwrap(), &known), Some(("auth".into(), Some("nope".into()))));

@@ -24,10 +24,6 @@ pub enum Write {
     Update,
 }
 
-fn shape_error((what, expected): (String, &'static str)) -> KError {
-    KError::new(defs::API_ASSERT_INVALID_ARGUMENT, &[&what, expected])
-}
-
 /// `{_id, _source}`.
 pub fn doc_json(id: &str, body: &Map<String, Value>) -> Value {
     json!({ "_id": id, "_source": Value::Object(body.clone()) })
@@ -106,7 +102,7 @@ pub async fn put_role(
         KError::new(defs::SERVICES_STORAGE_NOT_FOUND, &[id, "kuzzle", "roles"]),
         KError::new(defs::SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS, &[]),
     )?;
-    role::check_shape(&body).map_err(shape_error)?;
+    role::check_shape(id, &body)?;
     let body = with_info(ctx, existing, body);
     if !force {
         let actions = ctx.api.actions();
@@ -140,7 +136,7 @@ pub async fn put_profile(ctx: &Ctx<'_>, id: &str, body: &Map<String, Value>, wri
         KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[id]),
         KError::new(defs::SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS, &[]),
     )?;
-    profile::check_shape(&body).map_err(shape_error)?;
+    profile::check_shape(id, &body)?;
     let mut body = with_info(ctx, existing, body);
     body.entry("rateLimit").or_insert(json!(0));
     let candidate = profile::Profile::new(id, Value::Object(body.clone()));
