@@ -67,14 +67,10 @@ pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let Some(body) = ctx.req.body_object() else {
         return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
     };
-    let mut content = object_field(body, "content", "body.content")?
+    let content = object_field(body, "content", "body.content")?
         .cloned()
         .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content"]))?;
-    users::check_profile_ids(ctx, &content)?;
-    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
-    let credentials = object_field(body, "credentials", "body.credentials")?;
-    let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
-    users::create(ctx, kuid, content, credentials, false).await.map(Reply::new)
+    create_with(ctx, body, content).await
 }
 
 /// `profileIds` forced to `[security] restricted_profile_ids`: what a sign-up page may call.
@@ -86,6 +82,16 @@ pub async fn create_restricted_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &["body.content.profileIds"]));
     }
     content.insert("profileIds".into(), json!(ctx.app.config.restricted_profile_ids));
+    create_with(ctx, body, content).await
+}
+
+/// A user with `content` (its profiles checked) and the body's `credentials`, under the `_id`
+/// argument or a new kuid.
+async fn create_with(
+    ctx: &Ctx<'_>,
+    body: &Map<String, Value>,
+    mut content: Map<String, Value>,
+) -> Result<Reply, KError> {
     users::check_profile_ids(ctx, &content)?;
     content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
     let credentials = object_field(body, "credentials", "body.credentials")?;
