@@ -11,7 +11,7 @@ use super::strategy::commit;
 use crate::core::errors::{KError, defs};
 use crate::core::time::{self as expires_in, Ttl, TtlError};
 use crate::store::{Change, Doc};
-use crate::tokens::{Kind, now_ms};
+use crate::tokens::{Kind, Tokens, now_ms};
 use serde_json::{Map, Value, json};
 
 /// The `_source` of a key as stored: what is shown, plus its `jti` (never shown).
@@ -48,7 +48,6 @@ pub async fn create(ctx: &Ctx<'_>, kuid: &str, capped: bool) -> Result<Value, KE
     };
     let ttl = ttl(ctx, capped)?;
     let issued = ctx.app.tokens.issue_kind(kuid, ttl, Kind::ApiKey);
-    let session = ctx.app.tokens.check(&issued.token).map_err(KError::from)?;
     // sha256 of the whole key, prefix included; also its id unless one is given (Kuzzle's).
     let fingerprint =
         crate::core::ids::hex(ring::digest::digest(&ring::digest::SHA256, issued.token.as_bytes()).as_ref());
@@ -65,7 +64,7 @@ pub async fn create(ctx: &Ctx<'_>, kuid: &str, capped: bool) -> Result<Value, KE
         "expiresAt": issued.expires_at,
         "ttl": issued.ttl,
         "fingerprint": fingerprint,
-        "jti": session.jti,
+        "jti": issued.jti,
     })
     .as_object()
     .cloned()
@@ -108,8 +107,8 @@ pub async fn delete(ctx: &Ctx<'_>, kuid: &str, id: &str) -> Result<Value, KError
 fn removal(id: &str, source: &Map<String, Value>) -> Vec<Change> {
     let mut changes = vec![Change::DeleteDoc { kind: Doc::ApiKey, id: id.to_string() }];
     if let Some(jti) = source.get("jti").and_then(Value::as_str) {
-        let expires_ms = source.get("expiresAt").and_then(Value::as_i64).filter(|e| *e >= 0).map(|e| e + 1000);
-        changes.push(Change::RevokeToken { jti: jti.into(), void_from_ms: now_ms(), expires_ms, refresh: false });
+        let expires_at = source.get("expiresAt").and_then(Value::as_i64).unwrap_or(-1);
+        changes.push(Tokens::revoke_jti_change(jti, expires_at, now_ms()));
     }
     changes
 }

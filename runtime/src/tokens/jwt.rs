@@ -108,7 +108,11 @@ impl Jwt {
 
     /// Checks a full token (prefix included) at `now_s` (seconds since the epoch).
     pub fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
-        let jwt = token.strip_prefix(PREFIX).ok_or(VerifyError::Invalid)?;
+        self.verify_unprefixed(token.strip_prefix(PREFIX).ok_or(VerifyError::Invalid)?, now_s)
+    }
+
+    /// Checks a token without its prefix (whichever it was: the kind signed inside says).
+    pub fn verify_unprefixed(&self, jwt: &str, now_s: i64) -> Result<Claims, VerifyError> {
         let mut parts = jwt.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(VerifyError::Invalid);

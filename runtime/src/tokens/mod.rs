@@ -55,10 +55,11 @@ impl Codec {
             Codec::Paseto(p) => p.sign(claims),
         }
     }
+    /// `token` without its prefix.
     fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
         match self {
-            Codec::Jwt(j) => j.verify(token, now_s),
-            Codec::Paseto(p) => p.verify(token, now_s),
+            Codec::Jwt(j) => j.verify_unprefixed(token, now_s),
+            Codec::Paseto(p) => p.verify_unprefixed(token, now_s),
         }
     }
 }
@@ -86,6 +87,8 @@ pub struct Issued {
     pub expires_at: i64,
     /// Milliseconds, `-1` when infinite.
     pub ttl: i64,
+    /// Its id, for revoking it (an API key's record keeps it).
+    pub jti: String,
 }
 
 /// What a token is for.
@@ -200,18 +203,19 @@ impl Tokens {
         if kind == Kind::ApiKey {
             token = format!("{API_KEY_PREFIX}{}", &token[jwt::PREFIX.len()..]);
         }
-        Issued { kuid: kuid.to_string(), token, expires_at, ttl: ttl_ms }
+        Issued { kuid: kuid.to_string(), token, expires_at, ttl: ttl_ms, jti: claims.jti }
     }
 
     /// Checks signature, expiry and revocation. In memory only.
     pub fn check(&self, token: &str) -> Result<Session, VerifyError> {
         let now = now_ms();
-        // Both prefixes are checked as one (the codecs know `kauth-`); the kind signed inside
-        // must match the prefix shown.
-        let (claims, api_key) = match token.strip_prefix(API_KEY_PREFIX) {
-            Some(rest) => (self.codec.verify(&format!("{}{rest}", jwt::PREFIX), now.div_euclid(1000))?, true),
-            None => (self.codec.verify(token, now.div_euclid(1000))?, false),
+        // The kind signed inside must match the prefix shown.
+        let (unprefixed, api_key) = match (token.strip_prefix(API_KEY_PREFIX), token.strip_prefix(jwt::PREFIX)) {
+            (Some(rest), _) => (rest, true),
+            (None, Some(rest)) => (rest, false),
+            (None, None) => return Err(VerifyError::Invalid),
         };
+        let claims = self.codec.verify(unprefixed, now.div_euclid(1000))?;
         let kind = match claims.kind.as_deref() {
             None => Kind::Session,
             Some(API_KEY) => Kind::ApiKey,
@@ -270,8 +274,14 @@ impl Tokens {
     /// The change that voids one token from `void_from_ms`. Apply it with [`Tokens::apply`]
     /// once the store has committed it.
     pub fn revoke_token_change(session: &Session, void_from_ms: i64) -> Change {
-        let expires_ms = if session.expires_at < 0 { None } else { Some(session.expires_at + 1000) };
-        Change::RevokeToken { jti: session.jti.clone(), void_from_ms, expires_ms, refresh: false }
+        Self::revoke_jti_change(&session.jti, session.expires_at, void_from_ms)
+    }
+
+    /// The same for a token known by its id and expiry (`-1`: never): an API key's record.
+    pub fn revoke_jti_change(jti: &str, expires_at: i64, void_from_ms: i64) -> Change {
+        // Its row can go a second after the token would have expired anyway.
+        let expires_ms = (expires_at >= 0).then_some(expires_at + 1000);
+        Change::RevokeToken { jti: jti.to_string(), void_from_ms, expires_ms, refresh: false }
     }
 
     /// The change that uses a token up for a refresh: the store refuses it if the token was

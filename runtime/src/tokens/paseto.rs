@@ -58,7 +58,11 @@ impl Paseto {
     }
 
     pub fn verify(&self, token: &str, now_s: i64) -> Result<Claims, VerifyError> {
-        let raw = token.strip_prefix(PREFIX).ok_or(VerifyError::Invalid)?;
+        self.verify_unprefixed(token.strip_prefix(PREFIX).ok_or(VerifyError::Invalid)?, now_s)
+    }
+
+    /// Checks a token without its prefix (whichever it was: the kind signed inside says).
+    pub fn verify_unprefixed(&self, raw: &str, now_s: i64) -> Result<Claims, VerifyError> {
         let trusted = match self {
             Paseto::Local(key) => {
                 let untrusted = UntrustedToken::<Local, V4>::try_from(raw).map_err(|_| VerifyError::Invalid)?;
