@@ -119,6 +119,28 @@ impl Request {
     pub fn body_object(&self) -> Option<&Map<String, Value>> {
         self.body.as_ref().and_then(Value::as_object)
     }
+
+    /// The body, which the action requires to be an object.
+    pub fn required_body(&self) -> Result<&Map<String, Value>, KError> {
+        use crate::core::errors::defs;
+        match &self.body {
+            None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
+            Some(Value::Object(m)) => Ok(m),
+            Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"])),
+        }
+    }
+
+    /// `body.ids`: the ids an mGet or an mDelete names.
+    pub fn body_ids(&self) -> Result<Vec<String>, KError> {
+        use crate::core::errors::defs;
+        match self.required_body()?.get("ids") {
+            Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {
+                Ok(ids.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            }
+            None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.ids"])),
+            Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.ids", "string[]"])),
+        }
+    }
 }
 
 /// What an action answers, before it is wrapped in the envelope.

@@ -138,10 +138,9 @@ where
         let token = jwt.clone().or_else(|| cookie(headers, "authToken"));
         // Identified only: a single-use token is used up by the request itself, below.
         let caller = authn::identify(app, token.as_deref()).await.map_err(fail)?;
-        let rights = app.rights.current();
-        if !rights.allows(&rights::profiles_of(&caller), action.controller, action.action) {
-            return Err(fail(rights::refused(&caller, action.controller, action.action)));
-        }
+        let (rights, profiles) = (app.rights.current(), rights::profiles_of(&caller));
+        rights::permitted(&rights, &profiles, &caller, action.controller, action.action, action.access)
+            .map_err(fail)?;
     }
     let limit =
         if upload { app.config.max_upload_bytes.max(app.config.max_body_bytes) } else { app.config.max_body_bytes };

@@ -7,8 +7,7 @@ use crate::sandbox::bindings::LoginRequest;
 use crate::service::context::Ctx;
 use crate::service::strategy::{commit, credentials_text, from_arg};
 use crate::service::users::{anonymous, user_json};
-use crate::service::{api_keys, authn, cookie, credentials, login as logins, rights};
-use crate::store::Change;
+use crate::service::{api_keys, authn, cookie, credentials, login as logins, rights, users};
 use crate::tokens::{Kind, Tokens, VerifyError, now_ms};
 use serde_json::{Map, Value, json};
 
@@ -143,9 +142,7 @@ pub async fn refresh_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 /// `{hits, total}`: every action the caller's roles name, allowed or denied.
 pub async fn get_my_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let hits = ctx.app.rights.current().list(&rights::profiles_of(&ctx.caller));
-    let total = hits.len();
-    Ok(json!({ "hits": hits, "total": total }).into())
+    Ok(rights::rights_reply(ctx.app.rights.current().list(&rights::profiles_of(&ctx.caller))))
 }
 
 /// `{allowed}`: whether the caller may run the action the body names.
@@ -158,9 +155,7 @@ pub async fn check_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// A token for the caller, not tied to a login: `{expiresAt, singleUse, token, ttl}`. A
 /// single-use one is used up by its first request. It cannot be infinite.
 pub async fn create_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let Some(user) = ctx.caller.user.as_ref() else {
-        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "createToken"]));
-    };
+    let user = ctx.user()?;
     let requested = ctx.req.args.get("expiresIn");
     let text = requested.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
     if text.as_deref() == Some("-1") {
@@ -174,48 +169,29 @@ pub async fn create_token(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 /// The caller's own API key; `[tokens] api_key_max_ttl` applies.
 pub async fn create_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    api_keys::create(ctx, &caller_kuid(ctx, "createApiKey")?, true).await.map(Reply::new)
+    api_keys::create(ctx, &ctx.user()?.kuid, true).await.map(Reply::new)
 }
 
 pub async fn search_api_keys(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    api_keys::search(ctx, &caller_kuid(ctx, "searchApiKeys")?).await.map(Reply::new)
+    api_keys::search(ctx, &ctx.user()?.kuid).await.map(Reply::new)
 }
 
 pub async fn delete_api_key(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let id = ctx.req.id_arg().ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))?;
-    api_keys::delete(ctx, &caller_kuid(ctx, "deleteApiKey")?, id).await.map(Reply::new)
-}
-
-fn caller_kuid(ctx: &Ctx, action: &str) -> Result<String, KError> {
-    ctx.caller
-        .user
-        .as_ref()
-        .map(|u| u.kuid.clone())
-        .ok_or_else(|| KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", action]))
+    api_keys::delete(ctx, &ctx.user()?.kuid, id).await.map(Reply::new)
 }
 
 pub async fn update_self(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let Some(user) = ctx.caller.user.as_ref() else {
-        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &["auth", "updateSelf"]));
-    };
-    let Some(changes) = ctx.req.body_object() else {
-        return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
-    };
+    let user = ctx.user()?;
+    let changes = ctx.req.required_body()?;
     for forbidden in ["_id", "profileIds", "_kuzzle_info"] {
         if changes.contains_key(forbidden) {
             return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &[&format!("body.{forbidden}")]));
         }
     }
-    let mut updated = user.clone();
-    for (k, v) in changes {
-        updated.content.insert(k.clone(), v.clone());
-    }
-    if let Some(Value::Object(info)) = updated.content.get_mut("_kuzzle_info") {
-        info.insert("updatedAt".into(), json!(now_ms()));
-        info.insert("updater".into(), json!(user.kuid));
-    }
-    commit(ctx, vec![Change::UpdateUser(updated.clone())]).await?;
-    Ok(user_json(&updated).into())
+    let mut content = user.content.clone();
+    content.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    users::write(ctx, user, content).await.map(Reply::new)
 }
 
 // The caller's own credentials (`/_me/credentials/:strategy/...`), and getStrategies.

@@ -3,39 +3,17 @@
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::service::context::Ctx;
+use crate::service::rights::rights_reply;
 use crate::service::roles::{self, Write, doc_json};
-use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, paging};
-use serde_json::{Map, Value, json};
-
-/// Kuzzle's `limits.documentsWriteCount`: the most ids one mDelete takes.
-const MAX_DELETES: usize = 200;
+use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, MAX_WRITES, paging};
+use serde_json::{Value, json};
 
 fn id(ctx: &Ctx) -> Result<String, KError> {
     ctx.req.id_arg().map(str::to_string).ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["_id"]))
 }
 
-fn body(ctx: &Ctx) -> Result<Map<String, Value>, KError> {
-    match &ctx.req.body {
-        None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
-        Some(Value::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"])),
-    }
-}
-
-/// `body.ids`: the ids an mGet or mDelete names.
-fn ids(ctx: &Ctx) -> Result<Vec<String>, KError> {
-    let body = body(ctx)?;
-    match body.get("ids") {
-        Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {
-            Ok(ids.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        }
-        None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.ids"])),
-        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.ids", "string[]"])),
-    }
-}
-
 async fn put_role(ctx: &Ctx<'_>, write: Write) -> Result<Reply, KError> {
-    roles::put_role(ctx, &id(ctx)?, &body(ctx)?, write, ctx.req.flag("force")).await.map(Reply::new)
+    roles::put_role(ctx, &id(ctx)?, ctx.req.required_body()?, write, ctx.req.flag("force")).await.map(Reply::new)
 }
 
 pub async fn create_role(ctx: &Ctx<'_>) -> Result<Reply, KError> {
@@ -53,17 +31,15 @@ pub async fn update_role(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 pub async fn get_role(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let id = id(ctx)?;
     let rights = ctx.app.rights.current();
-    let role = rights.roles.get(&id).ok_or_else(|| KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[&id]))?;
-    Ok(doc_json(&id, &role.body).into())
+    Ok(doc_json(&id, &rights.role(&id)?.body).into())
 }
 
 /// `{hits}`; a missing id is an error (Kuzzle's).
 pub async fn m_get_roles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let rights = ctx.app.rights.current();
     let mut hits = Vec::new();
-    for id in ids(ctx)? {
-        let role = rights.roles.get(&id).ok_or_else(|| KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[&id]))?;
-        hits.push(doc_json(&id, &role.body));
+    for id in ctx.req.body_ids()? {
+        hits.push(doc_json(&id, &rights.role(&id)?.body));
     }
     Ok(json!({ "hits": hits }).into())
 }
@@ -123,8 +99,8 @@ pub async fn delete_role(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// Every id is checked before any is deleted: one that cannot be (missing, built in, in
 /// use) refuses the whole call, rather than Kuzzle's partial success.
 async fn m_delete(ctx: &Ctx<'_>, profiles: bool) -> Result<Reply, KError> {
-    let ids = ids(ctx)?;
-    if ids.len() > MAX_DELETES {
+    let ids = ctx.req.body_ids()?;
+    if ids.len() > MAX_WRITES {
         return Err(KError::new(defs::SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED, &[]));
     }
     for id in &ids {
@@ -153,7 +129,7 @@ pub async fn get_role_mapping(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
 }
 
 async fn put_profile(ctx: &Ctx<'_>, write: Write) -> Result<Reply, KError> {
-    roles::put_profile(ctx, &id(ctx)?, &body(ctx)?, write).await.map(Reply::new)
+    roles::put_profile(ctx, &id(ctx)?, ctx.req.required_body()?, write).await.map(Reply::new)
 }
 
 pub async fn create_profile(ctx: &Ctx<'_>) -> Result<Reply, KError> {
@@ -171,16 +147,14 @@ pub async fn update_profile(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 pub async fn get_profile(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let id = id(ctx)?;
     let rights = ctx.app.rights.current();
-    let p = rights.profiles.get(&id).ok_or_else(|| KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[&id]))?;
-    Ok(doc_json(&id, &p.body).into())
+    Ok(doc_json(&id, &rights.profile(&id)?.body).into())
 }
 
 pub async fn m_get_profiles(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let rights = ctx.app.rights.current();
     let mut hits = Vec::new();
-    for id in ids(ctx)? {
-        let p = rights.profiles.get(&id).ok_or_else(|| KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[&id]))?;
-        hits.push(doc_json(&id, &p.body));
+    for id in ctx.req.body_ids()? {
+        hits.push(doc_json(&id, &rights.profile(&id)?.body));
     }
     Ok(json!({ "hits": hits }).into())
 }
@@ -222,8 +196,5 @@ pub async fn get_profile_mapping(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
 pub async fn get_profile_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let id = id(ctx)?;
     let rights = ctx.app.rights.current();
-    let p = rights.profiles.get(&id).ok_or_else(|| KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[&id]))?;
-    let hits = rights.list_profile(p);
-    let total = hits.len();
-    Ok(json!({ "hits": hits, "total": total }).into())
+    Ok(rights_reply(rights.list_profile(rights.profile(&id)?)))
 }

@@ -4,10 +4,10 @@
 use crate::core::errors::{KError, defs};
 use crate::protocol::Reply;
 use crate::service::context::Ctx;
-use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, Query, paging};
+use crate::service::search::{DEFAULT_SIZE, MAX_SIZE, MAX_WRITES, Query, paging};
 use crate::service::strategy::{commit, credentials_text, from_arg};
 use crate::service::{api_keys, credentials, rights, roles, users};
-use crate::tokens::{Tokens, now_ms};
+use crate::tokens::Tokens;
 use serde_json::{Map, Value, json};
 
 /// A kuid when the caller gives none: 128 random bits, uuid-shaped.
@@ -25,11 +25,6 @@ fn object_field<'a>(
         Some(Value::Object(m)) => Ok(Some(m)),
         Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &[what, "object"])),
     }
-}
-
-fn kuzzle_info(ctx: &Ctx) -> Value {
-    let author = ctx.caller.user.as_ref().map(|u| Value::String(u.kuid.clone())).unwrap_or(Value::Null);
-    json!({ "author": author, "createdAt": now_ms(), "updatedAt": null, "updater": null })
 }
 
 fn target_kuid<'a>(ctx: &'a Ctx) -> Result<&'a str, KError> {
@@ -51,7 +46,7 @@ pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
         return Err(KError::new(defs::API_ASSERT_FORBIDDEN_ARGUMENT, &["body.content.profileIds"]));
     }
     content.insert("profileIds".into(), json!(["admin"]));
-    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
+    content.insert("_kuzzle_info".into(), ctx.kuzzle_info(None));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
     let created = users::create(ctx, kuid, content, credentials, true).await?;
@@ -64,9 +59,7 @@ pub async fn create_first_admin(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 }
 
 pub async fn create_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let Some(body) = ctx.req.body_object() else {
-        return Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]));
-    };
+    let body = ctx.req.required_body()?;
     let content = object_field(body, "content", "body.content")?
         .cloned()
         .ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content"]))?;
@@ -93,7 +86,7 @@ async fn create_with(
     mut content: Map<String, Value>,
 ) -> Result<Reply, KError> {
     users::check_profile_ids(ctx, &content)?;
-    content.insert("_kuzzle_info".into(), kuzzle_info(ctx));
+    content.insert("_kuzzle_info".into(), ctx.kuzzle_info(None));
     let credentials = object_field(body, "credentials", "body.credentials")?;
     let kuid = ctx.req.id_arg().map(str::to_string).unwrap_or_else(new_kuid);
     users::create(ctx, kuid, content, credentials, false).await.map(Reply::new)
@@ -109,20 +102,13 @@ pub async fn get_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     Ok(users::user_json(&users::load(ctx, kuid).await?).into())
 }
 
-fn user_body(ctx: &Ctx) -> Result<Map<String, Value>, KError> {
-    match &ctx.req.body {
-        Some(Value::Object(m)) => Ok(m.clone()),
-        None | Some(Value::Null) => Err(KError::new(defs::API_ASSERT_BODY_REQUIRED, &[])),
-        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body", "object"])),
-    }
-}
-
 /// The body's fields over the user's (`profileIds` included: an admin action).
 pub async fn update_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let user = users::load(ctx, target_kuid(ctx)?).await?;
-    let changes = user_body(ctx)?;
+    let changes = ctx.req.required_body()?;
     let mut content = user.content.clone();
-    content.extend(changes.into_iter().filter(|(k, _)| k != "_kuzzle_info" && k != "_id"));
+    let kept = changes.iter().filter(|(k, _)| *k != "_kuzzle_info" && *k != "_id");
+    content.extend(kept.map(|(k, v)| (k.clone(), v.clone())));
     users::check_profile_ids(ctx, &content)?;
     users::write(ctx, &user, content).await.map(Reply::new)
 }
@@ -130,7 +116,7 @@ pub async fn update_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// The body replaces the user's content; it must give `profileIds`.
 pub async fn replace_user(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let user = users::load(ctx, target_kuid(ctx)?).await?;
-    let mut content = user_body(ctx)?;
+    let mut content = ctx.req.required_body()?.clone();
     content.remove("_kuzzle_info");
     content.remove("_id");
     users::check_profile_ids(ctx, &content)?;
@@ -154,15 +140,9 @@ fn user_ids(ctx: &Ctx) -> Result<Vec<String>, KError> {
         Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         _ => Vec::new(),
     });
-    if let Some(ids) = from_args {
-        return Ok(ids);
-    }
-    match ctx.req.body_object().and_then(|b| b.get("ids")) {
-        Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {
-            Ok(ids.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        }
-        None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.ids"])),
-        Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.ids", "string[]"])),
+    match from_args {
+        Some(ids) => Ok(ids),
+        None => ctx.req.body_ids(),
     }
 }
 
@@ -179,7 +159,7 @@ pub async fn m_get_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 /// Every user is checked to exist before any is deleted; the ids deleted.
 pub async fn m_delete_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let ids = user_ids(ctx)?;
-    if ids.len() > 200 {
+    if ids.len() > MAX_WRITES {
         return Err(KError::new(defs::SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED, &[]));
     }
     let mut found = Vec::new();
@@ -194,9 +174,7 @@ pub async fn m_delete_users(ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 pub async fn get_user_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
     let user = users::load(ctx, target_kuid(ctx)?).await?;
-    let hits = ctx.app.rights.current().list(&user.profile_ids());
-    let total = hits.len();
-    Ok(json!({ "hits": hits, "total": total }).into())
+    Ok(rights::rights_reply(ctx.app.rights.current().list(&user.profile_ids())))
 }
 
 pub async fn get_user_mapping(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
@@ -205,8 +183,7 @@ pub async fn get_user_mapping(_ctx: &Ctx<'_>) -> Result<Reply, KError> {
 
 /// `POST /_checkRights/:userId`: whether that user may run `body.controller:body.action`.
 pub async fn check_rights(ctx: &Ctx<'_>) -> Result<Reply, KError> {
-    let kuid = ctx.req.arg_str("userId").ok_or_else(|| KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["userId"]))?;
-    let user = users::load(ctx, kuid).await?;
+    let user = users::load(ctx, user_id_arg(ctx)?).await?;
     let (controller, action) = rights::asked_action(ctx)?;
     let allowed = ctx.app.rights.current().allows(&user.profile_ids(), &controller, &action);
     Ok(json!({ "allowed": allowed }).into())

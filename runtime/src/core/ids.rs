@@ -22,14 +22,20 @@ pub fn uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
-/// The longest document id (a role, a profile, an API key), in bytes: Kuzzle's own limit, an
-/// Elasticsearch document id.
-const MAX_DOCUMENT_ID_BYTES: usize = 512;
+/// The longest id (a user's, a role's, a profile's, an API key's), in bytes: Kuzzle's own
+/// limit, an Elasticsearch document id.
+const MAX_ID_BYTES: usize = 512;
 
-/// An id an administrator gives a role, a profile or an API key: not empty, at most 512 bytes,
-/// no NUL (PostgreSQL's text cannot hold one), not starting with `_` (the routes' own words).
+/// Whether both stores can hold `id`: at most 512 bytes (PostgreSQL's index cannot hold a
+/// long key) and no NUL (its text cannot hold one). The same rule on SQLite, so data moves.
+pub fn storable(id: &str) -> bool {
+    id.len() <= MAX_ID_BYTES && !id.contains('\0')
+}
+
+/// An id an administrator gives a role, a profile or an API key: storable, not empty, not
+/// starting with `_` (the routes' own words).
 pub fn check_document_id(id: &str) -> Result<(), crate::core::errors::KError> {
-    if id.is_empty() || id.len() > MAX_DOCUMENT_ID_BYTES || id.contains('\0') || id.starts_with('_') {
+    if id.is_empty() || !storable(id) || id.starts_with('_') {
         return Err(crate::core::errors::KError::new(
             crate::core::errors::defs::API_ASSERT_INVALID_ARGUMENT,
             &["_id", "a non-empty id of at most 512 bytes, not starting with _, without NUL characters"],

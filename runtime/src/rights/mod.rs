@@ -11,6 +11,7 @@ pub mod profile;
 pub mod role;
 pub mod standard;
 
+use crate::core::errors::{KError, defs};
 use profile::Profile;
 use role::Role;
 use serde_json::{Value, json};
@@ -46,6 +47,16 @@ impl Rights {
     }
 
     /// Whether a caller holding `profile_ids` may run `controller:action`.
+    /// A role, or Kuzzle's 404.
+    pub fn role(&self, id: &str) -> Result<&Role, KError> {
+        self.roles.get(id).ok_or_else(|| KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[id]))
+    }
+
+    /// A profile, or Kuzzle's 404.
+    pub fn profile(&self, id: &str) -> Result<&Profile, KError> {
+        self.profiles.get(id).ok_or_else(|| KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[id]))
+    }
+
     /// (Every request: no allocation.)
     pub fn allows(&self, profile_ids: &[&str], controller: &str, action: &str) -> bool {
         profile_ids

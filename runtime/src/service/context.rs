@@ -88,6 +88,34 @@ impl Admitted {
     }
 }
 
+impl Ctx<'_> {
+    /// The logged-in caller, for an action on one's own account; 401 for an anonymous one.
+    pub fn user(&self) -> Result<&User, KError> {
+        self.caller.user.as_ref().ok_or_else(|| {
+            KError::new(
+                crate::core::errors::defs::SECURITY_RIGHTS_UNAUTHORIZED,
+                &[&self.req.controller, &self.req.action],
+            )
+        })
+    }
+
+    /// Who wrote a document now and when (`_kuzzle_info`): created by the caller, or, given
+    /// the document's previous one, updated by it. An anonymous caller is `null`.
+    pub fn kuzzle_info(&self, previous: Option<&Value>) -> Value {
+        let me = self.caller.user.as_ref().map_or(Value::Null, |u| Value::String(u.kuid.clone()));
+        let now = crate::core::time::now_ms();
+        match previous {
+            Some(Value::Object(old)) => {
+                let mut info = old.clone();
+                info.insert("updatedAt".into(), now.into());
+                info.insert("updater".into(), me);
+                Value::Object(info)
+            }
+            _ => serde_json::json!({ "author": me, "createdAt": now, "updatedAt": null, "updater": null }),
+        }
+    }
+}
+
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub req: &'a Request,

@@ -3,8 +3,10 @@
 
 use super::context::{Access, Caller, Ctx};
 use crate::core::errors::{KError, defs};
+use crate::protocol::Reply;
+use crate::rights::Rights;
 use crate::rights::live::Live;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The profiles a caller holds: its user's, or `anonymous`.
 pub fn profiles_of(caller: &Caller) -> Vec<&str> {
@@ -23,12 +25,7 @@ pub fn check(live: &Live, caller: &Caller, controller: &str, action: &str, acces
     }
     let rights = live.current();
     let profiles = profiles_of(caller);
-    if !rights.allows(&profiles, controller, action) {
-        return Err(refused(caller, controller, action));
-    }
-    if access == Access::User && caller.user.is_none() {
-        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[controller, action]));
-    }
+    permitted(&rights, &profiles, caller, controller, action, access)?;
     // Logging in is limited per connection instead (`login.logins_per_second`), and logging
     // out is never refused to a user (Kuzzle's rate limiter).
     let exempt = match (controller, action) {
@@ -42,6 +39,35 @@ pub fn check(live: &Live, caller: &Caller, controller: &str, action: &str, acces
     Ok(())
 }
 
+/// The rights alone (no rate limit): what an upload is checked against before its body is
+/// read, and the first half of [`check`].
+pub fn permitted(
+    rights: &Rights,
+    profiles: &[&str],
+    caller: &Caller,
+    controller: &str,
+    action: &str,
+    access: Access,
+) -> Result<(), KError> {
+    if access == Access::Open {
+        return Ok(());
+    }
+    if !rights.allows(profiles, controller, action) {
+        return Err(refused(caller, controller, action));
+    }
+    if access == Access::User && caller.user.is_none() {
+        return Err(KError::new(defs::SECURITY_RIGHTS_UNAUTHORIZED, &[controller, action]));
+    }
+    Ok(())
+}
+
+/// `{hits, total}`: a rights listing as getMyRights, getUserRights and getProfileRights
+/// answer it.
+pub fn rights_reply(hits: Vec<Value>) -> Reply {
+    let total = hits.len();
+    json!({ "hits": hits, "total": total }).into()
+}
+
 /// 401 for an anonymous caller, 403 for a user without the right.
 pub fn refused(caller: &Caller, controller: &str, action: &str) -> KError {
     match &caller.user {
@@ -52,7 +78,7 @@ pub fn refused(caller: &Caller, controller: &str, action: &str) -> KError {
 
 /// The `{controller, action}` a checkRights body names.
 pub fn asked_action(ctx: &Ctx) -> Result<(String, String), KError> {
-    let body = ctx.req.body_object().ok_or_else(|| KError::new(defs::API_ASSERT_BODY_REQUIRED, &[]))?;
+    let body = ctx.req.required_body()?;
     let field = |name: &str| {
         body.get(name)
             .and_then(Value::as_str)

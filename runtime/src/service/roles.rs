@@ -50,35 +50,19 @@ fn merged(
     }
 }
 
-/// `_kuzzle_info`: who wrote it and when (kept from the existing document, then updated).
+/// `body` with its `_kuzzle_info` (see `Ctx::kuzzle_info`).
 fn with_info(ctx: &Ctx<'_>, existing: Option<&Map<String, Value>>, mut body: Map<String, Value>) -> Map<String, Value> {
-    let now = crate::core::time::now_ms();
-    let me = json!(ctx.caller.kuid());
-    let info = match existing.and_then(|e| e.get("_kuzzle_info")) {
-        Some(Value::Object(old)) => {
-            let mut info = old.clone();
-            info.insert("updatedAt".into(), json!(now));
-            info.insert("updater".into(), me);
-            info
-        }
-        _ => json!({ "author": me, "createdAt": now, "updatedAt": null, "updater": null })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    };
-    body.insert("_kuzzle_info".into(), Value::Object(info));
+    body.insert("_kuzzle_info".into(), ctx.kuzzle_info(existing.and_then(|e| e.get("_kuzzle_info"))));
     body
 }
 
+/// Writes a role or profile body (`insert`: only if it does not exist).
+fn put_change(kind: Doc, id: &str, body: &Map<String, Value>, insert: bool) -> Change {
+    Change::PutDoc { kind, id: id.to_string(), body: Value::Object(body.clone()).to_string(), owner: None, insert }
+}
+
 async fn store(ctx: &Ctx<'_>, kind: Doc, id: &str, body: &Map<String, Value>, write: Write) -> Result<(), KError> {
-    let change = Change::PutDoc {
-        kind,
-        id: id.to_string(),
-        body: Value::Object(body.clone()).to_string(),
-        owner: None,
-        insert: write == Write::Create,
-    };
-    commit(ctx, vec![change]).await?;
+    commit(ctx, vec![put_change(kind, id, body, write == Write::Create)]).await?;
     ctx.app.rights.reload(&ctx.app.store).await;
     Ok(())
 }
@@ -117,7 +101,7 @@ pub async fn put_role(
             None => {}
         }
     }
-    if id == "anonymous" && !(Role { id: id.into(), body: body.clone() }).allows("auth", "login") {
+    if id == "anonymous" && !Role::new(id, Value::Object(body.clone())).allows("auth", "login") {
         return Err(KError::new(defs::SECURITY_ROLE_LOGIN_REQUIRED, &[]));
     }
     store(ctx, Doc::Role, id, &body, write).await?;
@@ -140,8 +124,8 @@ pub async fn put_profile(ctx: &Ctx<'_>, id: &str, body: &Map<String, Value>, wri
     let mut body = with_info(ctx, existing, body);
     body.entry("rateLimit").or_insert(json!(0));
     let candidate = profile::Profile::new(id, Value::Object(body.clone()));
-    if let Some(missing) = candidate.role_ids().iter().find(|r| !rights.roles.contains_key(*r)) {
-        return Err(KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[missing]));
+    for role in candidate.role_ids() {
+        rights.role(role)?;
     }
     if id == "anonymous" && !candidate.role_ids().iter().any(|r| r == "anonymous") {
         return Err(KError::new(defs::SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE, &[]));
@@ -153,9 +137,7 @@ pub async fn put_profile(ctx: &Ctx<'_>, id: &str, body: &Map<String, Value>, wri
 /// Why `id` cannot be deleted, if it cannot.
 pub fn check_role_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
     let rights = ctx.app.rights.current();
-    if !rights.roles.contains_key(id) {
-        return Err(KError::new(defs::SECURITY_ROLE_NOT_FOUND, &[id]));
-    }
+    rights.role(id)?;
     if BUILT_IN.contains(&id) {
         return Err(KError::new(defs::SECURITY_ROLE_CANNOT_DELETE, &[]));
     }
@@ -175,10 +157,7 @@ pub async fn delete_role(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
 
 /// Why `id` cannot be deleted, if it cannot.
 pub async fn check_profile_deletable(ctx: &Ctx<'_>, id: &str) -> Result<(), KError> {
-    let rights = ctx.app.rights.current();
-    if !rights.profiles.contains_key(id) {
-        return Err(KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[id]));
-    }
+    ctx.app.rights.current().profile(id)?;
     if BUILT_IN.contains(&id) {
         return Err(KError::new(defs::SECURITY_PROFILE_CANNOT_DELETE, &[]));
     }
@@ -204,20 +183,8 @@ pub fn reset_changes() -> Vec<Change> {
     for id in BUILT_IN {
         let role = crate::rights::standard::role(id).expect("built in");
         let profile = crate::rights::standard::profile(id).expect("built in");
-        changes.push(Change::PutDoc {
-            kind: Doc::Role,
-            id: id.into(),
-            body: Value::Object(role.body).to_string(),
-            owner: None,
-            insert: false,
-        });
-        changes.push(Change::PutDoc {
-            kind: Doc::Profile,
-            id: id.into(),
-            body: Value::Object(profile.body).to_string(),
-            owner: None,
-            insert: false,
-        });
+        changes.push(put_change(Doc::Role, id, &role.body, false));
+        changes.push(put_change(Doc::Profile, id, &profile.body, false));
     }
     changes
 }

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 /// Kuzzle's `limits.documentsFetchCount`: the most one search returns.
 pub const MAX_SIZE: usize = 10_000;
+/// Kuzzle's `limits.documentsWriteCount`: the most ids one mDelete takes.
+pub const MAX_WRITES: usize = 200;
 /// Kuzzle's default page for searches of users, profiles and API keys (roles: [`MAX_SIZE`]).
 pub const DEFAULT_SIZE: usize = 10;
 

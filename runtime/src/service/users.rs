@@ -11,9 +11,6 @@ use crate::store::{Change, User};
 use crate::tokens::Tokens;
 use serde_json::{Map, Value, json};
 
-/// The longest user id, in bytes (Kuzzle's: Elasticsearch's document id).
-const MAX_KUID_BYTES: usize = 512;
-
 /// A user as Kuzzle returns one: `{_id, _source}`.
 pub fn user_json(user: &User) -> Value {
     json!({ "_id": user.kuid, "_source": Value::Object(user.content.clone()) })
@@ -48,7 +45,7 @@ pub async fn create(
     // PostgreSQL's text cannot hold NUL, and its index cannot hold a long key: the same rules
     // on SQLite, so a user moves between them. 512 bytes is Kuzzle's own limit (an
     // Elasticsearch document id).
-    if kuid.contains('\0') || kuid.len() > MAX_KUID_BYTES {
+    if !crate::core::ids::storable(&kuid) {
         return Err(KError::new(
             defs::API_ASSERT_INVALID_ARGUMENT,
             &["_id", "a user id of at most 512 bytes, without NUL characters"],
@@ -157,10 +154,7 @@ pub fn check_profile_ids(ctx: &Ctx<'_>, content: &Map<String, Value>) -> Result<
         Some(Value::Array(ids)) if !ids.is_empty() && ids.iter().all(Value::is_string) => {
             // A user holding a missing profile would hold nothing through it, silently.
             let rights = ctx.app.rights.current();
-            match ids.iter().filter_map(Value::as_str).find(|p| !rights.profiles.contains_key(*p)) {
-                Some(missing) => Err(KError::new(defs::SECURITY_PROFILE_NOT_FOUND, &[missing])),
-                None => Ok(()),
-            }
+            ids.iter().filter_map(Value::as_str).try_for_each(|p| rights.profile(p).map(|_| ()))
         }
         None => Err(KError::new(defs::API_ASSERT_MISSING_ARGUMENT, &["body.content.profileIds"])),
         Some(_) => Err(KError::new(defs::API_ASSERT_INVALID_TYPE, &["body.content.profileIds", "string[]"])),
@@ -170,13 +164,9 @@ pub fn check_profile_ids(ctx: &Ctx<'_>, content: &Map<String, Value>) -> Result<
 /// Writes a user's new content (`updateUser`, `replaceUser`, `updateSelf`), keeping its
 /// `_kuzzle_info` and recording who changed it.
 pub async fn write(ctx: &Ctx<'_>, old: &User, mut content: Map<String, Value>) -> Result<Value, KError> {
-    let mut info = match old.content.get("_kuzzle_info") {
-        Some(Value::Object(info)) => info.clone(),
-        _ => Map::new(),
-    };
-    info.insert("updatedAt".into(), json!(crate::tokens::now_ms()));
-    info.insert("updater".into(), json!(ctx.caller.kuid()));
-    content.insert("_kuzzle_info".into(), Value::Object(info));
+    // A user from before `_kuzzle_info` gets one now, updated by the caller.
+    let previous = old.content.get("_kuzzle_info").cloned().unwrap_or_else(|| json!({}));
+    content.insert("_kuzzle_info".into(), ctx.kuzzle_info(Some(&previous)));
     let updated = User { kuid: old.kuid.clone(), content };
     commit(ctx, vec![Change::UpdateUser(updated.clone())]).await?;
     Ok(user_json(&updated))
